@@ -25,7 +25,8 @@ class SystemClock final : public Clock {
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(TimePoint start = TimePoint{std::chrono::seconds{1'800'000'000}})
-      : now_us_(std::chrono::duration_cast<std::chrono::microseconds>(start.time_since_epoch()).count()) {}
+      : now_us_(std::chrono::duration_cast<std::chrono::microseconds>(start.time_since_epoch())
+                    .count()) {}
   TimePoint Now() const override { return TimePoint{std::chrono::microseconds{now_us_.load()}}; }
   void Advance(std::chrono::microseconds d) { now_us_ += d.count(); }
 

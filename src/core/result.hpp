@@ -13,16 +13,16 @@ namespace syncwell {
 enum class Errc {
   kInvalidArgument,  // caller sent something wrong; do not retry as is
   kNotFound,
-  kConflict,         // optimistic concurrency / state conflict
+  kConflict,  // optimistic concurrency / state conflict
   kAlreadyExists,
   kUnauthenticated,
   kForbidden,
-  kRetryable,        // transient: retry with backoff
-  kRateLimited,      // retry after Error::retry_after
-  kAuthRevoked,      // provider grant revoked: needs re-consent, never retry
-  kPermanent,        // will never succeed: dead-letter
-  kUnavailable,      // a dependency is down
-  kInternal,         // a bug
+  kRetryable,    // transient: retry with backoff
+  kRateLimited,  // retry after Error::retry_after
+  kAuthRevoked,  // provider grant revoked: needs re-consent, never retry
+  kPermanent,    // will never succeed: dead-letter
+  kUnavailable,  // a dependency is down
+  kInternal,     // a bug
 };
 
 const char* ErrcName(Errc c);
@@ -33,12 +33,14 @@ struct Error {
   std::chrono::milliseconds retry_after{0};
 };
 
-inline Error MakeError(Errc code, std::string message) { return Error{code, std::move(message), {}}; }
+inline Error MakeError(Errc code, std::string message) {
+  return Error{code, std::move(message), {}};
+}
 
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }

@@ -11,7 +11,7 @@
 namespace syncwell::store {
 
 enum class Tier { kFree, kPro };
-const char* TierName(Tier t);                         // "FREE" / "PRO"
+const char* TierName(Tier t);  // "FREE" / "PRO"
 bool ParseTier(std::string_view s, Tier* out);
 
 struct User {
@@ -27,9 +27,9 @@ const char* ConnectionStatusName(ConnectionStatus s);  // "active" / "needs_reau
 bool ParseConnectionStatus(std::string_view s, ConnectionStatus* out);
 
 struct Connection {
-  ConnectionId id;          // "conn_<opaque>"
+  ConnectionId id;  // "conn_<opaque>"
   UserId user;
-  std::string provider;     // "fitbit", "strava", ...
+  std::string provider;  // "fitbit", "strava", ...
   ConnectionStatus status = ConnectionStatus::kActive;
   std::string provider_user_id;
   // Sealed with secrets::SecretBox (AES-256-GCM, key id inside). Never plaintext.
@@ -40,14 +40,14 @@ struct Connection {
 };
 
 struct SyncConfig {
-  SyncConfigId id;          // "cfg_<uuid>"
+  SyncConfigId id;  // "cfg_<uuid>"
   UserId user;
   ConnectionId source;
   ConnectionId destination;
   std::string data_type;          // workout|sleep_session|steps|weight
   std::string conflict_strategy;  // source_wins|dest_wins|newest_wins
   bool enabled = true;
-  int64_t version = 1;            // optimistic concurrency; bumped on every update
+  int64_t version = 1;  // optimistic concurrency; bumped on every update
   TimePoint created_at{};
   TimePoint updated_at{};
 };
@@ -57,17 +57,17 @@ const char* JobStatusName(JobStatus s);  // "QUEUED" ...
 bool ParseJobStatus(std::string_view s, JobStatus* out);
 
 struct Job {
-  JobId id;                 // "job_<uuidv4>"
+  JobId id;  // "job_<uuidv4>"
   UserId user;
   ConnectionId source;
   ConnectionId destination;
   std::string data_type;
-  std::string mode;         // manual|historical
-  std::string priority;     // high|medium|low
-  std::string start_date;   // as given (historical only), else empty
+  std::string mode;        // manual|historical
+  std::string priority;    // high|medium|low
+  std::string start_date;  // as given (historical only), else empty
   std::string end_date;
   JobStatus status = JobStatus::kQueued;
-  std::string error;        // set when FAILED
+  std::string error;  // set when FAILED
   TimePoint created_at{};
   TimePoint updated_at{};
 };
@@ -76,9 +76,9 @@ struct Job {
 // transaction as the change it describes, so a replay can never disagree with the data.
 struct IdempotencyRecord {
   UserId user;
-  std::string key;            // the Idempotency-Key header
-  std::string request_hash;   // hash of method + route + body; same key + other hash -> 422
-  int status_code = 0;        // the original response
+  std::string key;           // the Idempotency-Key header
+  std::string request_hash;  // hash of method + route + body; same key + other hash -> 422
+  int status_code = 0;       // the original response
   std::string response_body;
   TimePoint created_at{};
 };

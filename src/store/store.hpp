@@ -55,7 +55,8 @@ class Store {
 
   // Jobs. Inserts the job row and sends its queue message in one transaction (the queue lives
   // in the same database), plus the idempotency record.
-  virtual Status CreateJob(const Job& job, const queue::OutgoingMessage& msg, const IdempotencyRecord* idem) = 0;
+  virtual Status CreateJob(const Job& job, const queue::OutgoingMessage& msg,
+                           const IdempotencyRecord* idem) = 0;
   // A message whose dedup id was seen inside the window is not enqueued again (the job row is
   // still written; SPEC S3 "accepted but not enqueued").
   virtual Result<Job> GetJob(const UserId& user, const JobId& id) = 0;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# README command 2: install packages, then build and run every test tier:
+#   1. style check (clang-format)
+#   2. release build: unit + conformance + e2e (real binary over HTTP)
+#   3. ASan+UBSan build (dev preset): the same tests again under the sanitizers
+# Services the tests need are started by the tests themselves on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+JOBS=${JOBS:-$(nproc)}
+
+echo "== style" >&2
+scripts/check-format.sh
+
+echo "== release build + tests" >&2
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$JOBS"
+ctest --preset release -j "$JOBS"
+
+if [[ "${SYNCWELL_SKIP_SANITIZERS:-0}" != 1 ]]; then
+  echo "== ASan/UBSan build + tests" >&2
+  cmake --preset dev >/dev/null
+  cmake --build --preset dev -j "$JOBS"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --preset dev -j "$JOBS"
+fi

@@ -1,0 +1,91 @@
+#pragma once
+// ApiService: the HTTP API of SPEC S2 as a plain function from HttpRequest to HttpResponse.
+//
+// Runs on the blocking handler pool (never on an I/O thread) because it calls the Store, which
+// blocks. Thread-safe: any number of requests run concurrently. Owns the idempotency in-flight
+// table (409 while the first request with a key is running) and the per-user request limiter;
+// everything durable lives in the Store. Lifecycle: constructed by src/app after the store and
+// authenticator; must outlive the HTTP server.
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "api/authenticator.hpp"
+#include "api/http_types.hpp"
+#include "api/router.hpp"
+#include "core/clock.hpp"
+#include "obs/metrics.hpp"
+#include "store/store.hpp"
+
+namespace syncwell::api {
+
+struct ApiServiceSettings {
+  std::chrono::milliseconds idempotency_retention{24 * 3'600'000};
+  int user_rate_per_second = 50;  // 0 = unlimited
+  int user_burst = 100;
+};
+
+class ApiService {
+ public:
+  ApiService(ApiServiceSettings settings, store::Store& store, Authenticator& auth,
+             const Clock& clock, obs::Registry& metrics, std::string openapi_json);
+  ~ApiService();
+
+  HttpResponse Handle(const HttpRequest& req);
+
+  // Readiness: the server is draining or a dependency is down -> /readyz answers 503.
+  void SetDraining(bool draining) { draining_ = draining; }
+
+  const Router& router() const { return router_; }
+
+ private:
+ public:
+  struct Ctx;
+
+ private:
+  class UserLimiter;
+
+  HttpResponse Dispatch(const HttpRequest& req, const RouteMatch& m);
+  HttpResponse Authenticated(const HttpRequest& req, const RouteMatch& m);
+  HttpResponse Idempotent(Ctx& ctx, const std::function<HttpResponse(Ctx&)>& mutate);
+
+  HttpResponse CreateJob(Ctx& ctx);
+  HttpResponse GetJob(Ctx& ctx);
+  HttpResponse ListConnections(Ctx& ctx);
+  HttpResponse DeleteConnection(Ctx& ctx);
+  HttpResponse ListSyncConfigs(Ctx& ctx);
+  HttpResponse CreateSyncConfig(Ctx& ctx);
+  HttpResponse GetSyncConfig(Ctx& ctx);
+  HttpResponse UpdateSyncConfig(Ctx& ctx);
+  HttpResponse DeleteSyncConfig(Ctx& ctx);
+  HttpResponse GetMe(Ctx& ctx);
+  HttpResponse PutSettings(Ctx& ctx);
+  HttpResponse DeleteMe(Ctx& ctx);
+  HttpResponse GetDeletion(Ctx& ctx);
+
+  ApiServiceSettings settings_;
+  store::Store& store_;
+  Authenticator& auth_;
+  const Clock& clock_;
+  obs::Registry& metrics_;
+  std::string openapi_json_;
+  Router router_;
+  std::atomic<bool> draining_{false};
+
+  std::mutex inflight_mu_;
+  std::unordered_set<std::string> inflight_;  // user + '\n' + idempotency key
+  std::unique_ptr<UserLimiter> limiter_;
+
+  obs::Counter* idem_replays_;
+  obs::Counter* idem_conflicts_;
+  obs::Counter* jobs_accepted_;
+  obs::Counter* rate_limited_;
+};
+
+// Salted SHA-256 of the user id, truncated: what logs and metrics show instead of the id.
+std::string HashUserId(const UserId& user);
+
+}  // namespace syncwell::api

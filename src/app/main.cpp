@@ -1,0 +1,204 @@
+// `syncwell`: the whole SyncWell backend in one binary. See README.md for the commands.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "app/commands.hpp"
+#include "config/settings.hpp"
+#include "loadgen/loadgen.hpp"
+
+namespace {
+
+using syncwell::config::Settings;
+
+// Flags shared by commands that touch the configuration: they map onto "section.key" settings.
+struct CommonFlags {
+  std::string config_file;
+  std::map<std::string, std::string> flags;
+
+  void Add(CLI::App* cmd, bool server_flags) {
+    cmd->add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
+    cmd->add_option_function<std::string>(
+        "--data-dir", [this](const std::string& v) { flags["storage.data_dir"] = v; },
+        "embedded data directory (database, dev keys, secret key)");
+    cmd->add_option_function<std::string>(
+        "--postgres-url", [this](const std::string& v) { flags["storage.postgres_url"] = v; },
+        "PostgreSQL URL (scale-out; not available yet)");
+    cmd->add_option_function<std::string>(
+        "--redis-url", [this](const std::string& v) { flags["storage.redis_url"] = v; },
+        "Redis URL (scale-out; not available yet)");
+    if (!server_flags) return;
+    cmd->add_option_function<std::string>(
+        "--listen", [this](const std::string& v) { flags["server.listen"] = v; },
+        "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 = any)");
+    cmd->add_option_function<std::string>(
+        "--role", [this](const std::string& v) { flags["server.role"] = v; },
+        "all|api|worker|scheduler");
+    cmd->add_option_function<std::string>(
+        "--providers-base-url", [this](const std::string& v) { flags["providers.base_url"] = v; },
+        "point every provider at one base URL (simulator; not used yet)");
+    cmd->add_option_function<std::string>(
+        "--log-level", [this](const std::string& v) { flags["log.level"] = v; },
+        "debug|info|warn|error");
+    cmd->add_option("--set", extra_, "override any setting: section.key=value (repeatable)");
+  }
+
+  bool Load(Settings* out) {
+    for (const auto& kv : extra_) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) {
+        std::cerr << "syncwell: --set " << kv << ": expected section.key=value\n";
+        return false;
+      }
+      flags[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    // Accepted for forward compatibility of scripts, but nothing reads it yet.
+    flags.erase("providers.base_url");
+    syncwell::config::Sources src{config_file, syncwell::config::ProcessEnvironment(), flags};
+    auto s = syncwell::config::Load(src);
+    if (!s) {
+      std::cerr << "syncwell: configuration error: " << s.error().message << "\n";
+      return false;
+    }
+    *out = *s;
+    return true;
+  }
+
+  std::vector<std::string> extra_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"SyncWell Engine: keeps health and fitness data in sync across providers"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "syncwell 0.1.0");
+
+  CommonFlags serve_flags;
+  auto* serve = app.add_subcommand("serve", "run the server (API; embedded storage by default)");
+  serve_flags.Add(serve, true);
+
+  CommonFlags cfg_flags;
+  bool print = false;
+  auto* config = app.add_subcommand("config", "show the effective configuration");
+  cfg_flags.Add(config, true);
+  config->add_flag("--print", print, "print the effective settings as TOML")->required();
+
+  CommonFlags token_flags;
+  syncwell::app::TokenOptions token_opts;
+  std::string ttl_text = "1h";
+  auto* token =
+      app.add_subcommand("token", "mint a development JWT (trusted by servers in dev mode)");
+  token_flags.Add(token, false);
+  token->add_option("--user", token_opts.user, "user id (the token's sub)")->required();
+  token->add_option("--tier", token_opts.tier, "FREE or PRO")
+      ->check(CLI::IsMember({"FREE", "PRO"}));
+  token->add_option("--ttl", ttl_text, "lifetime, e.g. 15m, 1h, 7d");
+
+  auto* admin = app.add_subcommand("admin", "operator commands");
+  admin->require_subcommand(1);
+  auto* user_cmd = admin->add_subcommand("user", "users")->require_subcommand(1);
+  CommonFlags uc_flags;
+  syncwell::app::UserCreateOptions uc_opts;
+  auto* user_create = user_cmd->add_subcommand("create", "create a user or change its tier");
+  uc_flags.Add(user_create, false);
+  user_create->add_option("--user", uc_opts.user, "user id")->required();
+  user_create->add_option("--tier", uc_opts.tier, "FREE or PRO")
+      ->check(CLI::IsMember({"FREE", "PRO"}));
+
+  auto* conn_cmd =
+      admin->add_subcommand("connection", "provider connections")->require_subcommand(1);
+  CommonFlags cc_flags;
+  syncwell::app::ConnectionCreateOptions cc_opts;
+  auto* conn_create =
+      conn_cmd->add_subcommand("create", "store a connection with (encrypted) provider tokens");
+  cc_flags.Add(conn_create, false);
+  conn_create->add_option("--user", cc_opts.user, "owner user id")->required();
+  conn_create
+      ->add_option("--provider", cc_opts.provider, "provider name (fitbit, garmin, strava, ...)")
+      ->required();
+  conn_create->add_option("--connection-id", cc_opts.connection_id,
+                          "id to use (default conn_<random>)");
+  conn_create->add_option("--access-token", cc_opts.access_token, "provider access token")
+      ->required();
+  conn_create->add_option("--refresh-token", cc_opts.refresh_token, "provider refresh token");
+  conn_create->add_option("--provider-user-id", cc_opts.provider_user_id,
+                          "the user's id at the provider");
+  conn_create->add_option("--status", cc_opts.status, "active|needs_reauth|revoked")
+      ->check(CLI::IsMember({"active", "needs_reauth", "revoked"}));
+
+  auto* jwks_cmd = admin->add_subcommand("jwks", "token signing keys")->require_subcommand(1);
+  CommonFlags jd_flags;
+  std::string kid;
+  auto* jwks_drop = jwks_cmd->add_subcommand(
+      "drop", "forget a cached signing key (running servers pick it up within 1 s)");
+  jd_flags.Add(jwks_drop, false);
+  jwks_drop->add_option("kid", kid, "key id")->required();
+
+  auto* queue_cmd = admin->add_subcommand("queue", "job queue")->require_subcommand(1);
+  CommonFlags qs_flags;
+  auto* queue_stats = queue_cmd->add_subcommand("stats", "queue depth and counters");
+  qs_flags.Add(queue_stats, false);
+
+  syncwell::loadgen::LoadgenOptions lg;
+  std::string lg_duration = "10s", lg_timeout = "10s";
+  bool no_idem = false;
+  auto* loadgen =
+      app.add_subcommand("loadgen", "open-loop HTTP load generator (no coordinated omission)");
+  loadgen->add_option("--target", lg.target, "http://host:port[/path]")->required();
+  loadgen->add_option("--rate", lg.rate, "requests/s (0 = saturation, closed loop)");
+  loadgen->add_option("--duration", lg_duration, "e.g. 30s");
+  loadgen->add_option("--connections", lg.connections, "keep-alive connections");
+  loadgen->add_option("--max-connections", lg.max_connections,
+                      "pool may grow to this when all are busy");
+  loadgen->add_option("--threads", lg.threads, "worker threads (1-2)");
+  loadgen->add_option("--timeout", lg_timeout, "per-request timeout from its scheduled time");
+  loadgen->add_option("--method", lg.method, "HTTP method");
+  loadgen->add_option("--path", lg.path, "request path");
+  loadgen->add_option("--header", lg.headers, "\"Name: value\" (repeatable)");
+  loadgen->add_option("--body", lg.body, "body template ({{conn_src}}, {{conn_dst}})");
+  loadgen->add_option("--body-file", lg.body_file, "body template file");
+  loadgen->add_option("--tokens", lg.tokens_file, "lines: TOKEN [SRC_CONN DST_CONN]");
+  loadgen->add_flag("--random-tokens", lg.random_tokens, "pick token lines at random");
+  loadgen->add_flag("--no-idempotency-key", no_idem, "do not send a fresh Idempotency-Key");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  Settings s;
+  if (*serve) return serve_flags.Load(&s) ? syncwell::app::RunServe(s) : 2;
+  if (*config) {
+    if (!cfg_flags.Load(&s)) return 2;
+    std::cout << syncwell::config::ToToml(s);
+    return 0;
+  }
+  if (*token) {
+    auto ttl = syncwell::config::ParseDuration(ttl_text);
+    if (!ttl || ttl->count() <= 0) {
+      std::cerr << "syncwell token: --ttl '" << ttl_text << "' is not a positive duration\n";
+      return 2;
+    }
+    token_opts.ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+    return token_flags.Load(&s) ? syncwell::app::RunToken(s, token_opts) : 2;
+  }
+  if (*user_create) return uc_flags.Load(&s) ? syncwell::app::RunAdminUserCreate(s, uc_opts) : 2;
+  if (*conn_create)
+    return cc_flags.Load(&s) ? syncwell::app::RunAdminConnectionCreate(s, cc_opts) : 2;
+  if (*jwks_drop) return jd_flags.Load(&s) ? syncwell::app::RunAdminJwksDrop(s, kid) : 2;
+  if (*queue_stats) return qs_flags.Load(&s) ? syncwell::app::RunAdminQueueStats(s) : 2;
+  if (*loadgen) {
+    auto d = syncwell::loadgen::ParseDuration(lg_duration);
+    auto t = syncwell::loadgen::ParseDuration(lg_timeout);
+    if (!d || !t) {
+      std::cerr << "syncwell loadgen: bad --duration or --timeout\n";
+      return 2;
+    }
+    lg.duration = *d;
+    lg.timeout = *t;
+    lg.idempotency_key = !no_idem;
+    return syncwell::loadgen::RunLoadgen(lg, std::cout);
+  }
+  return 2;
+}

@@ -1,0 +1,48 @@
+#include "app/wiring.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace syncwell::app {
+
+Status CheckEmbeddedOnly(const config::Settings& s) {
+  if (!s.storage.postgres_url.empty() || !s.storage.redis_url.empty()) {
+    return MakeError(Errc::kInvalidArgument,
+                     "the PostgreSQL/Redis scale-out adapters are not built yet; remove "
+                     "--postgres-url/--redis-url to run embedded");
+  }
+  return {};
+}
+
+Status EnsureDataDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return MakeError(Errc::kUnavailable,
+                     "cannot create data directory " + dir + ": " + ec.message());
+  ::chmod(dir.c_str(), 0700);
+  return {};
+}
+
+Result<std::unique_ptr<store::SqliteStore>> OpenStore(const config::Settings& s,
+                                                      const Clock& clock) {
+  if (auto st = CheckEmbeddedOnly(s); !st) return st.error();
+  if (auto st = EnsureDataDir(s.storage.data_dir); !st) return st.error();
+  store::SqliteSettings ss;
+  ss.data_dir = s.storage.data_dir;
+  ss.synchronous = s.storage.synchronous;
+  ss.dedup_window = std::chrono::duration_cast<std::chrono::seconds>(s.api.dedup_window);
+  ss.idempotency_retention =
+      std::chrono::duration_cast<std::chrono::hours>(s.api.idempotency_retention);
+  auto store = std::make_unique<store::SqliteStore>(ss, clock);
+  if (auto st = store->Start(); !st) {
+    return MakeError(st.error().code, "cannot open the database in " + s.storage.data_dir + ": " +
+                                          st.error().message);
+  }
+  return store;
+}
+
+}  // namespace syncwell::app

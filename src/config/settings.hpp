@@ -1,0 +1,86 @@
+#pragma once
+// Typed settings for every subsystem, loaded from (lowest to highest precedence) built-in
+// defaults, a TOML file, SYNCWELL_<SECTION>_<KEY> environment variables and command-line flags.
+// Only src/app reads these and hands each component its own plain struct (STYLE §3).
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace syncwell::config {
+
+struct ServerSettings {
+  std::string listen = "127.0.0.1:8080";
+  int io_threads = 0;        // 0 = one per core
+  int handler_threads = 64;  // blocking pool for store access
+  size_t max_body_bytes = 1 << 20;
+  size_t max_upload_bytes = 10 << 20;
+  size_t max_header_bytes = 16 << 10;
+  std::chrono::milliseconds read_timeout{30'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds drain_timeout{15'000};
+  bool access_log = true;
+  int max_connections = 10'000;
+  std::string role = "all";
+};
+
+struct StorageSettings {
+  std::string data_dir = "./syncwell-data";
+  std::string synchronous = "FULL";  // FULL survives power loss; NORMAL survives kill -9 only
+  std::string postgres_url;          // scale-out (not yet available)
+  std::string redis_url;
+};
+
+struct AuthSettings {
+  std::string issuer;  // empty + dev mode -> the dev issuer
+  std::string audience;
+  std::string jwks;               // file path or http(s) URL
+  std::string dev_mode = "auto";  // auto: on when no issuer is configured
+  std::vector<std::string> algorithms{"RS256"};
+  std::chrono::milliseconds leeway{30'000};
+  std::chrono::milliseconds decision_ttl{300'000};
+  std::chrono::milliseconds jwks_ttl{3'600'000};
+};
+
+struct ApiSettings {
+  std::chrono::milliseconds idempotency_retention{24 * 3'600'000};
+  std::chrono::milliseconds dedup_window{300'000};
+  int user_rate_per_second = 50;  // per-user request budget (token bucket), 0 = off
+  int user_burst = 100;
+};
+
+struct LogSettings {
+  std::string level = "info";
+};
+
+struct Settings {
+  ServerSettings server;
+  StorageSettings storage;
+  AuthSettings auth;
+  ApiSettings api;
+  LogSettings log;
+
+  bool DevModeEnabled() const {
+    return auth.dev_mode == "on" || (auth.dev_mode == "auto" && auth.issuer.empty());
+  }
+};
+
+// Layers, each optional. `flags` holds "section.key" -> value from the command line.
+struct Sources {
+  std::string config_file;
+  std::map<std::string, std::string> env;  // usually the process environment
+  std::map<std::string, std::string> flags;
+};
+
+// Loads and validates; every error names the key and the source that set it.
+Result<Settings> Load(const Sources& sources);
+// Effective settings as TOML (what `syncwell config --print` shows).
+std::string ToToml(const Settings& s);
+// "250ms", "30s", "5m", "1h", "2d"; bare numbers are seconds.
+Result<std::chrono::milliseconds> ParseDuration(std::string_view s);
+std::string FormatDuration(std::chrono::milliseconds d);
+std::map<std::string, std::string> ProcessEnvironment();
+
+}  // namespace syncwell::config

@@ -1,0 +1,72 @@
+#include "store/model.hpp"
+
+namespace syncwell::store {
+
+const char* TierName(Tier t) { return t == Tier::kPro ? "PRO" : "FREE"; }
+
+bool ParseTier(std::string_view s, Tier* out) {
+  if (s == "FREE") {
+    *out = Tier::kFree;
+  } else if (s == "PRO") {
+    *out = Tier::kPro;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* ConnectionStatusName(ConnectionStatus s) {
+  switch (s) {
+    case ConnectionStatus::kActive:
+      return "active";
+    case ConnectionStatus::kNeedsReauth:
+      return "needs_reauth";
+    case ConnectionStatus::kRevoked:
+      return "revoked";
+  }
+  return "active";
+}
+
+bool ParseConnectionStatus(std::string_view s, ConnectionStatus* out) {
+  if (s == "active") {
+    *out = ConnectionStatus::kActive;
+  } else if (s == "needs_reauth") {
+    *out = ConnectionStatus::kNeedsReauth;
+  } else if (s == "revoked") {
+    *out = ConnectionStatus::kRevoked;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* JobStatusName(JobStatus s) {
+  switch (s) {
+    case JobStatus::kQueued:
+      return "QUEUED";
+    case JobStatus::kRunning:
+      return "RUNNING";
+    case JobStatus::kSucceeded:
+      return "SUCCEEDED";
+    case JobStatus::kFailed:
+      return "FAILED";
+  }
+  return "QUEUED";
+}
+
+bool ParseJobStatus(std::string_view s, JobStatus* out) {
+  if (s == "QUEUED") {
+    *out = JobStatus::kQueued;
+  } else if (s == "RUNNING") {
+    *out = JobStatus::kRunning;
+  } else if (s == "SUCCEEDED") {
+    *out = JobStatus::kSucceeded;
+  } else if (s == "FAILED") {
+    *out = JobStatus::kFailed;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace syncwell::store

@@ -1,0 +1,587 @@
+#include "store/sqlite/sqlite_db.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <shared_mutex>
+#include <unordered_map>
+#include <utility>
+
+#include "core/log.hpp"
+
+namespace syncwell::store {
+namespace {
+
+// Ordered schema migrations; migration i (1-based) brings the schema to version i. Never edit a
+// shipped entry: append a new one.
+const std::vector<std::string>& Migrations() {
+  static const std::vector<std::string> kMigrations = {
+      // 1: store tables + queue tables.
+      R"sql(
+CREATE TABLE users(
+  id TEXT PRIMARY KEY,
+  tier TEXT NOT NULL,
+  settings_json TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE connections(
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  status TEXT NOT NULL,
+  provider_user_id TEXT NOT NULL,
+  access_token_sealed BLOB NOT NULL,
+  refresh_token_sealed BLOB NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX connections_by_user ON connections(user_id);
+
+CREATE TABLE sync_configs(
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  destination_id TEXT NOT NULL,
+  data_type TEXT NOT NULL,
+  conflict_strategy TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sync_configs_by_user ON sync_configs(user_id);
+CREATE INDEX sync_configs_by_source ON sync_configs(source_id);
+CREATE INDEX sync_configs_by_destination ON sync_configs(destination_id);
+
+CREATE TABLE jobs(
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  destination_id TEXT NOT NULL,
+  data_type TEXT NOT NULL,
+  mode TEXT NOT NULL,
+  priority TEXT NOT NULL,
+  start_date TEXT NOT NULL,
+  end_date TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX jobs_by_user ON jobs(user_id);
+
+CREATE TABLE idempotency(
+  user_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  status_code INTEGER NOT NULL,
+  response_body TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY(user_id, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_by_created ON idempotency(created_at);
+
+CREATE TABLE user_deletions(
+  user_id TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  requested_at INTEGER NOT NULL,
+  completed_at INTEGER
+) WITHOUT ROWID;
+CREATE INDEX user_deletions_by_state ON user_deletions(state, requested_at);
+
+CREATE TABLE control_events(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  value TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+
+-- Queue (SPEC S3). id is monotonic (AUTOINCREMENT, never reused) and gives FIFO order within a
+-- group. state: 'ready' (visible when visible_at <= now, else delayed), 'inflight', 'dlq'.
+CREATE TABLE queue_messages(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  group_id TEXT NOT NULL,
+  dedup_id TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  enqueued_at INTEGER NOT NULL,
+  visible_at INTEGER NOT NULL,
+  receive_count INTEGER NOT NULL DEFAULT 0,
+  state TEXT NOT NULL DEFAULT 'ready'
+);
+CREATE INDEX queue_messages_ready ON queue_messages(state, priority, visible_at);
+CREATE INDEX queue_messages_by_group ON queue_messages(group_id, id);
+
+CREATE TABLE queue_dedup(
+  dedup_id TEXT PRIMARY KEY,
+  message_id INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX queue_dedup_by_expiry ON queue_dedup(expires_at);
+
+CREATE TABLE queue_counters(
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO queue_counters(name, value) VALUES ('enqueued_total', 0), ('deduplicated_total', 0);
+)sql",
+  };
+  return kMigrations;
+}
+
+// Per-connection statement caches. The registry map changes only when a SqliteDb opens or closes
+// a connection; each cache is touched only by the thread currently using its connection.
+using StmtCache = std::unordered_map<std::string, sqlite3_stmt*>;
+struct Registry {
+  std::shared_mutex mu;
+  std::unordered_map<sqlite3*, std::unique_ptr<StmtCache>> caches;
+};
+Registry& Reg() {
+  static Registry r;
+  return r;
+}
+StmtCache* FindCache(sqlite3* db) {
+  auto& r = Reg();
+  std::shared_lock lock(r.mu);
+  auto it = r.caches.find(db);
+  return it == r.caches.end() ? nullptr : it->second.get();
+}
+void RegisterConn(sqlite3* db) {
+  auto& r = Reg();
+  std::unique_lock lock(r.mu);
+  r.caches.emplace(db, std::make_unique<StmtCache>());
+}
+void CloseConn(sqlite3* db) {
+  if (db == nullptr) return;
+  std::unique_ptr<StmtCache> cache;
+  {
+    auto& r = Reg();
+    std::unique_lock lock(r.mu);
+    auto it = r.caches.find(db);
+    if (it != r.caches.end()) {
+      cache = std::move(it->second);
+      r.caches.erase(it);
+    }
+  }
+  if (cache) {
+    for (auto& [sql, s] : *cache) sqlite3_finalize(s);
+  }
+  sqlite3_close_v2(db);
+}
+
+}  // namespace
+
+Error SqliteError(sqlite3* db, int rc, std::string_view what) {
+  std::string msg(what);
+  msg += ": ";
+  msg += (db != nullptr && sqlite3_errcode(db) == rc) ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  Errc code = Errc::kInternal;
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      code = Errc::kRetryable;
+      break;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+    case SQLITE_PROTOCOL:
+      code = Errc::kUnavailable;
+      break;
+    case SQLITE_CONSTRAINT:
+      code = (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+                 ? Errc::kAlreadyExists
+                 : Errc::kConflict;
+      break;
+    default:
+      break;
+  }
+  return MakeError(code, std::move(msg));
+}
+
+Status ExecSql(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string what = err != nullptr ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    Error e = SqliteError(nullptr, rc, "sqlite exec");
+    e.message = "sqlite exec: " + what;
+    return e;
+  }
+  return {};
+}
+
+// ---- Stmt ----
+
+Stmt::Stmt(sqlite3* db, std::string_view sql) : db_(db) {
+  StmtCache* cache = FindCache(db);
+  if (cache != nullptr) {
+    std::string key(sql);
+    auto it = cache->find(key);
+    if (it != cache->end()) {
+      s_ = it->second;
+      return;
+    }
+    prepare_rc_ = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                     SQLITE_PREPARE_PERSISTENT, &s_, nullptr);
+    if (prepare_rc_ == SQLITE_OK) {
+      cache->emplace(std::move(key), s_);
+    } else {
+      sql_ = std::string(sql);
+      sqlite3_finalize(s_);
+      s_ = nullptr;
+    }
+    return;
+  }
+  owned_ = true;
+  prepare_rc_ = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &s_, nullptr);
+  if (prepare_rc_ != SQLITE_OK) sql_ = std::string(sql);
+}
+
+Stmt::~Stmt() {
+  if (s_ == nullptr) return;
+  if (owned_) {
+    sqlite3_finalize(s_);
+  } else {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+}
+
+Stmt& Stmt::Bind(int idx, std::string_view text) {
+  if (s_ != nullptr) {
+    sqlite3_bind_text(s_, idx, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  return *this;
+}
+Stmt& Stmt::Bind(int idx, int64_t v) {
+  if (s_ != nullptr) sqlite3_bind_int64(s_, idx, v);
+  return *this;
+}
+Stmt& Stmt::BindBlob(int idx, std::string_view bytes) {
+  if (s_ != nullptr) {
+    sqlite3_bind_blob(s_, idx, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  }
+  return *this;
+}
+Stmt& Stmt::BindNull(int idx) {
+  if (s_ != nullptr) sqlite3_bind_null(s_, idx);
+  return *this;
+}
+
+Result<bool> Stmt::Step() {
+  if (s_ == nullptr) return SqliteError(db_, prepare_rc_, "sqlite prepare (" + sql_ + ")");
+  int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  Error e = SqliteError(db_, rc, "sqlite step");
+  sqlite3_reset(s_);
+  return e;
+}
+
+Status Stmt::Exec() {
+  for (;;) {
+    auto r = Step();
+    if (!r.ok()) return r.error();
+    if (!*r) return {};
+  }
+}
+
+int64_t Stmt::Int(int col) const { return sqlite3_column_int64(s_, col); }
+std::string Stmt::Text(int col) const {
+  const auto* p = sqlite3_column_text(s_, col);
+  int n = sqlite3_column_bytes(s_, col);
+  return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
+}
+std::string Stmt::Blob(int col) const {
+  const void* p = sqlite3_column_blob(s_, col);
+  int n = sqlite3_column_bytes(s_, col);
+  return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
+}
+bool Stmt::IsNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+
+// ---- SqliteDb ----
+
+SqliteDb::SqliteDb(SqliteSettings settings) : settings_(std::move(settings)) {}
+
+SqliteDb::~SqliteDb() { Stop(); }
+
+int64_t SqliteDb::KnownSchemaVersion() { return static_cast<int64_t>(Migrations().size()); }
+
+std::string SqliteDb::path() const {
+  return (std::filesystem::path(settings_.data_dir) / settings_.file_name).string();
+}
+
+Status SqliteDb::OpenConnection(sqlite3** out, bool writer) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path().c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    Error e = SqliteError(db, rc, "open " + path());
+    sqlite3_close_v2(db);
+    return e;
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, static_cast<int>(settings_.busy_timeout.count()));
+  std::string pragmas = "PRAGMA foreign_keys=ON;";
+  if (writer) {
+    // A larger WAL between checkpoints lets a hot page be copied to the main file once per
+    // checkpoint rather than after nearly every group commit; a larger cache avoids re-reading
+    // index pages that random keys (uuids) spread over the whole tree.
+    pragmas += "PRAGMA journal_mode=WAL; PRAGMA synchronous=" + settings_.synchronous +
+               "; PRAGMA wal_autocheckpoint=" + std::to_string(settings_.wal_autocheckpoint_pages) +
+               "; PRAGMA cache_size=-" + std::to_string(settings_.writer_cache_kib) + ";";
+  } else {
+    pragmas += "PRAGMA query_only=ON;";
+  }
+  if (Status st = ExecSql(db, pragmas.c_str()); !st.ok()) {
+    sqlite3_close_v2(db);
+    return st;
+  }
+  if (writer) {
+    // journal_mode is persistent; verify it really is WAL (it is not on some file systems).
+    Stmt q(db, "PRAGMA journal_mode");
+    auto row = q.Step();
+    bool wal = row.ok() && *row && q.Text(0) == "wal";
+    if (!wal) {
+      sqlite3_close_v2(db);
+      return MakeError(Errc::kUnavailable, "sqlite: cannot enable WAL journal mode on " + path());
+    }
+  }
+  RegisterConn(db);
+  *out = db;
+  return {};
+}
+
+Status SqliteDb::Migrate() {
+  sqlite3* db = writer_conn_;
+  if (Status st = ExecSql(db, "BEGIN IMMEDIATE"); !st.ok()) return st;
+  auto fail = [&](Error e) -> Status {
+    (void)ExecSql(db, "ROLLBACK");
+    return e;
+  };
+  if (Status st = ExecSql(db,
+                          "CREATE TABLE IF NOT EXISTS schema_migrations("
+                          "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+      !st.ok()) {
+    return fail(st.error());
+  }
+  int64_t current = 0;
+  {
+    Stmt q(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    auto row = q.Step();
+    if (!row.ok()) return fail(row.error());
+    current = q.Int(0);
+  }
+  const auto& migrations = Migrations();
+  const auto known = static_cast<int64_t>(migrations.size());
+  if (current > known) {
+    return fail(MakeError(Errc::kPermanent,
+                          "database " + path() + " has schema version " + std::to_string(current) +
+                              ", newer than this binary supports (" + std::to_string(known) +
+                              "); refusing to open it: upgrade syncwell"));
+  }
+  for (int64_t v = current + 1; v <= known; ++v) {
+    if (Status st = ExecSql(db, migrations[static_cast<size_t>(v - 1)].c_str()); !st.ok()) {
+      Error e = st.error();
+      e.message = "migration " + std::to_string(v) + " failed: " + e.message;
+      return fail(e);
+    }
+    Stmt ins(db, "INSERT INTO schema_migrations(version, applied_at) VALUES(?, ?)");
+    ins.Bind(1, v).Bind(
+        2, static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count()));
+    if (Status st = ins.Exec(); !st.ok()) return fail(st.error());
+    log::Info("sqlite migration applied", {{"version", std::to_string(v)}});
+  }
+  if (Status st = ExecSql(db, "COMMIT"); !st.ok()) return fail(st.error());
+  schema_version_ = known;
+  return {};
+}
+
+Status SqliteDb::Start() {
+  std::lock_guard lifecycle(lifecycle_mu_);
+  if (writer_.joinable()) return MakeError(Errc::kInternal, "SqliteDb already started");
+  if (settings_.synchronous != "FULL" && settings_.synchronous != "NORMAL") {
+    return MakeError(Errc::kInvalidArgument, "sqlite synchronous must be FULL or NORMAL, got '" +
+                                                 settings_.synchronous + "'");
+  }
+  if (settings_.data_dir.empty())
+    return MakeError(Errc::kInvalidArgument, "sqlite data_dir is empty");
+  if (settings_.max_batch == 0 || settings_.read_connections == 0) {
+    return MakeError(Errc::kInvalidArgument, "sqlite max_batch and read_connections must be > 0");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(settings_.data_dir, ec);
+  if (ec) {
+    return MakeError(Errc::kUnavailable,
+                     "cannot create data dir " + settings_.data_dir + ": " + ec.message());
+  }
+  if (Status st = OpenConnection(&writer_conn_, true); !st.ok()) return st;
+  if (Status st = Migrate(); !st.ok()) {
+    CloseAll();
+    return st;
+  }
+  for (size_t i = 0; i < settings_.read_connections; ++i) {
+    sqlite3* c = nullptr;
+    if (Status st = OpenConnection(&c, false); !st.ok()) {
+      CloseAll();
+      return st;
+    }
+    all_readers_.push_back(c);
+  }
+  {
+    std::lock_guard lock(read_mu_);
+    free_readers_ = all_readers_;
+    readers_open_ = true;
+  }
+  {
+    std::lock_guard lock(mu_);
+    accepting_ = true;
+  }
+  writer_ = std::thread([this] { WriterLoop(); });
+  return {};
+}
+
+void SqliteDb::Stop() {
+  std::lock_guard lifecycle(lifecycle_mu_);
+  {
+    std::lock_guard lock(mu_);
+    accepting_ = false;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  {
+    std::unique_lock lock(read_mu_);
+    readers_open_ = false;
+    read_cv_.notify_all();
+    read_cv_.wait(lock, [&] { return readers_leased_ == 0; });
+  }
+  CloseAll();
+}
+
+void SqliteDb::CloseAll() {
+  for (sqlite3* c : all_readers_) CloseConn(c);
+  all_readers_.clear();
+  {
+    std::lock_guard lock(read_mu_);
+    free_readers_.clear();
+  }
+  CloseConn(writer_conn_);
+  writer_conn_ = nullptr;
+}
+
+std::future<Status> SqliteDb::SubmitWrite(WriteFn fn) {
+  Op op{std::move(fn), {}};
+  auto fut = op.done.get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (!accepting_) {
+      op.done.set_value(MakeError(Errc::kUnavailable, "sqlite store is not running"));
+      return fut;
+    }
+    queue_.push_back(std::move(op));
+  }
+  cv_.notify_one();
+  return fut;
+}
+
+Status SqliteDb::Write(WriteFn fn) { return SubmitWrite(std::move(fn)).get(); }
+
+void SqliteDb::WriterLoop() {
+  std::vector<Op> batch;
+  batch.reserve(settings_.max_batch);
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !queue_.empty() || !accepting_; });
+      if (queue_.empty()) return;  // stopped and drained
+      while (!queue_.empty() && batch.size() < settings_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    RunBatch(batch);
+    batch.clear();
+  }
+}
+
+void SqliteDb::RunBatch(std::vector<Op>& batch) {
+  sqlite3* db = writer_conn_;
+  std::vector<Status> results(batch.size());
+  auto fail_all = [&](const Error& e) {
+    for (auto& op : batch) op.done.set_value(e);
+    writes_ += static_cast<int64_t>(batch.size());
+  };
+  {
+    Stmt begin(db, "BEGIN IMMEDIATE");
+    if (Status st = begin.Exec(); !st.ok()) {
+      fail_all(st.error());
+      return;
+    }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Status st = [&]() -> Status {
+      Stmt sp(db, "SAVEPOINT op");
+      return sp.Exec();
+    }();
+    if (!st.ok()) {
+      results[i] = st;
+      continue;
+    }
+    try {
+      results[i] = batch[i].fn(db);
+    } catch (const std::exception& ex) {
+      results[i] = MakeError(Errc::kInternal, std::string("write closure threw: ") + ex.what());
+    } catch (...) {
+      results[i] = MakeError(Errc::kInternal, "write closure threw");
+    }
+    if (!results[i].ok()) {
+      Stmt rb(db, "ROLLBACK TO op");
+      (void)rb.Exec();
+    }
+    Stmt rel(db, "RELEASE op");
+    if (Status r = rel.Exec(); !r.ok() && results[i].ok()) results[i] = r;
+    if (sqlite3_get_autocommit(db) != 0) {
+      // A severe error (e.g. I/O) rolled back the whole transaction: the batch is lost.
+      fail_all(MakeError(Errc::kUnavailable,
+                         "sqlite transaction aborted: " + std::string(sqlite3_errmsg(db))));
+      return;
+    }
+  }
+  Stmt commit(db, "COMMIT");
+  if (Status st = commit.Exec(); !st.ok()) {
+    if (sqlite3_get_autocommit(db) == 0) (void)ExecSql(db, "ROLLBACK");
+    Error e = st.error();
+    e.message = "group commit failed: " + e.message;
+    fail_all(e);
+    return;
+  }
+  commits_.fetch_add(1);
+  writes_ += static_cast<int64_t>(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(std::move(results[i]));
+}
+
+sqlite3* SqliteDb::AcquireReader() {
+  std::unique_lock lock(read_mu_);
+  read_cv_.wait(lock, [&] { return !readers_open_ || !free_readers_.empty(); });
+  if (!readers_open_) return nullptr;
+  sqlite3* c = free_readers_.back();
+  free_readers_.pop_back();
+  ++readers_leased_;
+  return c;
+}
+
+void SqliteDb::ReleaseReader(sqlite3* c) {
+  {
+    std::lock_guard lock(read_mu_);
+    free_readers_.push_back(c);
+    --readers_leased_;
+  }
+  read_cv_.notify_all();
+}
+
+}  // namespace syncwell::store

@@ -1,0 +1,567 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <utility>
+
+#include "store/sqlite/sqlite_job_queue.hpp"
+
+namespace syncwell::store {
+namespace {
+
+constexpr int64_t kPurgeBatch = 1000;
+
+int64_t Ms(TimePoint t) { return ToUnixMillis(t); }
+TimePoint OrNow(TimePoint t, TimePoint now) { return t == TimePoint{} ? now : t; }
+
+Error NotFound(std::string_view what, const std::string& id) {
+  return MakeError(Errc::kNotFound, std::string(what) + " " + id + " not found");
+}
+
+// Column order: id, tier, settings_json, created_at, updated_at
+constexpr const char* kUserCols = "id, tier, settings_json, created_at, updated_at";
+User ReadUser(const Stmt& s) {
+  User u;
+  u.id = UserId(s.Text(0));
+  ParseTier(s.Text(1), &u.tier);
+  u.settings_json = s.Text(2);
+  u.created_at = FromUnixMillis(s.Int(3));
+  u.updated_at = FromUnixMillis(s.Int(4));
+  return u;
+}
+
+constexpr const char* kConnCols =
+    "id, user_id, provider, status, provider_user_id, access_token_sealed, refresh_token_sealed, "
+    "created_at, updated_at";
+Connection ReadConnection(const Stmt& s) {
+  Connection c;
+  c.id = ConnectionId(s.Text(0));
+  c.user = UserId(s.Text(1));
+  c.provider = s.Text(2);
+  ParseConnectionStatus(s.Text(3), &c.status);
+  c.provider_user_id = s.Text(4);
+  c.access_token_sealed = s.Blob(5);
+  c.refresh_token_sealed = s.Blob(6);
+  c.created_at = FromUnixMillis(s.Int(7));
+  c.updated_at = FromUnixMillis(s.Int(8));
+  return c;
+}
+
+constexpr const char* kCfgCols =
+    "id, user_id, source_id, destination_id, data_type, conflict_strategy, enabled, version, "
+    "created_at, updated_at";
+SyncConfig ReadSyncConfig(const Stmt& s) {
+  SyncConfig c;
+  c.id = SyncConfigId(s.Text(0));
+  c.user = UserId(s.Text(1));
+  c.source = ConnectionId(s.Text(2));
+  c.destination = ConnectionId(s.Text(3));
+  c.data_type = s.Text(4);
+  c.conflict_strategy = s.Text(5);
+  c.enabled = s.Int(6) != 0;
+  c.version = s.Int(7);
+  c.created_at = FromUnixMillis(s.Int(8));
+  c.updated_at = FromUnixMillis(s.Int(9));
+  return c;
+}
+
+constexpr const char* kJobCols =
+    "id, user_id, source_id, destination_id, data_type, mode, priority, start_date, end_date, "
+    "status, error, created_at, updated_at";
+Job ReadJob(const Stmt& s) {
+  Job j;
+  j.id = JobId(s.Text(0));
+  j.user = UserId(s.Text(1));
+  j.source = ConnectionId(s.Text(2));
+  j.destination = ConnectionId(s.Text(3));
+  j.data_type = s.Text(4);
+  j.mode = s.Text(5);
+  j.priority = s.Text(6);
+  j.start_date = s.Text(7);
+  j.end_date = s.Text(8);
+  ParseJobStatus(s.Text(9), &j.status);
+  j.error = s.Text(10);
+  j.created_at = FromUnixMillis(s.Int(11));
+  j.updated_at = FromUnixMillis(s.Int(12));
+  return j;
+}
+
+// Reads at most one row with `read`; kNotFound when there is none.
+template <class T, class Bind, class ReadRow>
+Result<T> QueryOne(sqlite3* db, const std::string& sql, Bind bind, ReadRow read, Error not_found) {
+  Stmt s(db, sql);
+  bind(s);
+  auto row = s.Step();
+  if (!row.ok()) return row.error();
+  if (!*row) return not_found;
+  return read(s);
+}
+
+template <class T, class Bind, class ReadRow>
+Result<std::vector<T>> QueryAll(sqlite3* db, const std::string& sql, Bind bind, ReadRow read) {
+  Stmt s(db, sql);
+  bind(s);
+  std::vector<T> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return out;
+    out.push_back(read(s));
+  }
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(SqliteSettings settings, const Clock& clock)
+    : db_(std::move(settings)), clock_(clock) {}
+
+SqliteStore::~SqliteStore() { Stop(); }
+
+Status SqliteStore::Start() { return db_.Start(); }
+void SqliteStore::Stop() { db_.Stop(); }
+
+Status SqliteStore::WriteWithIdem(const IdempotencyRecord* idem,
+                                  std::function<Status(sqlite3*)> change) {
+  if (idem == nullptr) return db_.Write(std::move(change));
+  const TimePoint now = clock_.Now();
+  const int64_t cutoff = Ms(now - db_.settings().idempotency_retention);
+  IdempotencyRecord rec = *idem;
+  rec.created_at = OrNow(rec.created_at, now);
+  return db_.Write(
+      [rec = std::move(rec), cutoff, change = std::move(change)](sqlite3* db) -> Status {
+        // The record goes first: an existing (unexpired) key changes nothing. A record past the
+        // retention is replaced, as if it had been purged already.
+        Stmt ins(db,
+                 "INSERT INTO idempotency(user_id, key, request_hash, status_code, response_body, "
+                 "created_at) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, key) DO UPDATE SET "
+                 "request_hash = excluded.request_hash, status_code = excluded.status_code, "
+                 "response_body = excluded.response_body, created_at = excluded.created_at "
+                 "WHERE idempotency.created_at < ?");
+        ins.Bind(1, rec.user.str())
+            .Bind(2, rec.key)
+            .Bind(3, rec.request_hash)
+            .Bind(4, static_cast<int64_t>(rec.status_code))
+            .Bind(5, rec.response_body)
+            .Bind(6, Ms(rec.created_at))
+            .Bind(7, cutoff);
+        if (Status st = ins.Exec(); !st.ok()) return st;
+        if (sqlite3_changes(db) == 0) {
+          return MakeError(Errc::kAlreadyExists, "idempotency key already used: " + rec.key);
+        }
+        return change(db);  // on failure the savepoint rolls the record back too
+      });
+}
+
+// ---- users ----
+
+Result<User> SqliteStore::EnsureUser(const UserId& user, Tier tier) {
+  auto existing = GetUser(user);
+  if (existing.ok() || existing.error().code != Errc::kNotFound) return existing;
+  const int64_t now = Ms(clock_.Now());
+  User out;
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    Stmt ins(db,
+             "INSERT INTO users(id, tier, settings_json, created_at, updated_at) "
+             "VALUES(?, ?, '{}', ?, ?) ON CONFLICT(id) DO NOTHING");
+    ins.Bind(1, user.str()).Bind(2, TierName(tier)).Bind(3, now).Bind(4, now);
+    if (Status s = ins.Exec(); !s.ok()) return s;
+    auto r = QueryOne<User>(
+        db, std::string("SELECT ") + kUserCols + " FROM users WHERE id = ?",
+        [&](Stmt& s) { s.Bind(1, user.str()); }, ReadUser, NotFound("user", user.str()));
+    if (!r.ok()) return r.error();
+    out = std::move(*r);
+    return {};
+  });
+  if (!st.ok()) return st.error();
+  return out;
+}
+
+Result<User> SqliteStore::GetUser(const UserId& user) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryOne<User>(
+        db, std::string("SELECT ") + kUserCols + " FROM users WHERE id = ?",
+        [&](Stmt& s) { s.Bind(1, user.str()); }, ReadUser, NotFound("user", user.str()));
+  });
+}
+
+Status SqliteStore::UpsertUser(const User& user) {
+  const TimePoint now = clock_.Now();
+  const int64_t created = Ms(OrNow(user.created_at, now));
+  return db_.Write([&](sqlite3* db) -> Status {
+    // An existing user keeps its settings; only the tier changes (admin command).
+    Stmt s(
+        db,
+        "INSERT INTO users(id, tier, settings_json, created_at, updated_at) VALUES(?, ?, ?, ?, ?) "
+        "ON CONFLICT(id) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at");
+    s.Bind(1, user.id.str())
+        .Bind(2, TierName(user.tier))
+        .Bind(3, user.settings_json.empty() ? std::string("{}") : user.settings_json)
+        .Bind(4, created)
+        .Bind(5, Ms(now));
+    return s.Exec();
+  });
+}
+
+Status SqliteStore::UpdateUserSettings(const UserId& user, const std::string& settings_json,
+                                       const IdempotencyRecord* idem) {
+  const int64_t now = Ms(clock_.Now());
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
+    Stmt s(db, "UPDATE users SET settings_json = ?, updated_at = ? WHERE id = ?");
+    s.Bind(1, settings_json).Bind(2, now).Bind(3, user.str());
+    if (Status st = s.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 0) return NotFound("user", user.str());
+    return {};
+  });
+}
+
+// ---- connections ----
+
+Status SqliteStore::CreateConnection(const Connection& c) {
+  const TimePoint now = clock_.Now();
+  return db_.Write([&](sqlite3* db) -> Status {
+    Stmt s(db,
+           "INSERT INTO connections(id, user_id, provider, status, provider_user_id, "
+           "access_token_sealed, refresh_token_sealed, created_at, updated_at) "
+           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.Bind(1, c.id.str())
+        .Bind(2, c.user.str())
+        .Bind(3, c.provider)
+        .Bind(4, ConnectionStatusName(c.status))
+        .Bind(5, c.provider_user_id)
+        .BindBlob(6, c.access_token_sealed)
+        .BindBlob(7, c.refresh_token_sealed)
+        .Bind(8, Ms(OrNow(c.created_at, now)))
+        .Bind(9, Ms(OrNow(c.updated_at, now)));
+    return s.Exec();
+  });
+}
+
+Result<Connection> SqliteStore::GetConnection(const UserId& user, const ConnectionId& id) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryOne<Connection>(
+        db, std::string("SELECT ") + kConnCols + " FROM connections WHERE id = ? AND user_id = ?",
+        [&](Stmt& s) { s.Bind(1, id.str()).Bind(2, user.str()); }, ReadConnection,
+        NotFound("connection", id.str()));
+  });
+}
+
+Result<std::vector<Connection>> SqliteStore::ListConnections(const UserId& user) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryAll<Connection>(
+        db,
+        std::string("SELECT ") + kConnCols +
+            " FROM connections WHERE user_id = ? ORDER BY created_at, id",
+        [&](Stmt& s) { s.Bind(1, user.str()); }, ReadConnection);
+  });
+}
+
+Status SqliteStore::DeleteConnection(const UserId& user, const ConnectionId& id,
+                                     const IdempotencyRecord* idem) {
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
+    Stmt del(db, "DELETE FROM connections WHERE id = ? AND user_id = ?");
+    del.Bind(1, id.str()).Bind(2, user.str());
+    if (Status st = del.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 0) return NotFound("connection", id.str());
+    Stmt cfg(
+        db, "DELETE FROM sync_configs WHERE user_id = ? AND (source_id = ? OR destination_id = ?)");
+    cfg.Bind(1, user.str()).Bind(2, id.str()).Bind(3, id.str());
+    return cfg.Exec();
+  });
+}
+
+// ---- sync configs ----
+
+Status SqliteStore::CreateSyncConfig(const SyncConfig& c, const IdempotencyRecord* idem) {
+  const TimePoint now = clock_.Now();
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
+    Stmt s(db,
+           "INSERT INTO sync_configs(id, user_id, source_id, destination_id, data_type, "
+           "conflict_strategy, enabled, version, created_at, updated_at) "
+           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.Bind(1, c.id.str())
+        .Bind(2, c.user.str())
+        .Bind(3, c.source.str())
+        .Bind(4, c.destination.str())
+        .Bind(5, c.data_type)
+        .Bind(6, c.conflict_strategy)
+        .Bind(7, static_cast<int64_t>(c.enabled ? 1 : 0))
+        .Bind(8, c.version)
+        .Bind(9, Ms(OrNow(c.created_at, now)))
+        .Bind(10, Ms(OrNow(c.updated_at, now)));
+    return s.Exec();
+  });
+}
+
+Result<SyncConfig> SqliteStore::GetSyncConfig(const UserId& user, const SyncConfigId& id) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryOne<SyncConfig>(
+        db, std::string("SELECT ") + kCfgCols + " FROM sync_configs WHERE id = ? AND user_id = ?",
+        [&](Stmt& s) { s.Bind(1, id.str()).Bind(2, user.str()); }, ReadSyncConfig,
+        NotFound("sync config", id.str()));
+  });
+}
+
+Result<std::vector<SyncConfig>> SqliteStore::ListSyncConfigs(const UserId& user) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryAll<SyncConfig>(
+        db,
+        std::string("SELECT ") + kCfgCols +
+            " FROM sync_configs WHERE user_id = ? ORDER BY created_at, id",
+        [&](Stmt& s) { s.Bind(1, user.str()); }, ReadSyncConfig);
+  });
+}
+
+namespace {
+// After an UPDATE/DELETE guarded by version matched nothing: kNotFound or kConflict.
+Status MissOrStale(sqlite3* db, const UserId& user, const SyncConfigId& id) {
+  Stmt q(db, "SELECT version FROM sync_configs WHERE id = ? AND user_id = ?");
+  q.Bind(1, id.str()).Bind(2, user.str());
+  auto row = q.Step();
+  if (!row.ok()) return row.error();
+  if (!*row) return NotFound("sync config", id.str());
+  return MakeError(Errc::kConflict,
+                   "sync config " + id.str() + " is at version " + std::to_string(q.Int(0)));
+}
+}  // namespace
+
+Status SqliteStore::UpdateSyncConfig(const SyncConfig& c, int64_t expected_version,
+                                     const IdempotencyRecord* idem) {
+  const int64_t now = Ms(clock_.Now());
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
+    Stmt s(db,
+           "UPDATE sync_configs SET source_id = ?, destination_id = ?, data_type = ?, "
+           "conflict_strategy = ?, enabled = ?, version = ?, updated_at = ? "
+           "WHERE id = ? AND user_id = ? AND version = ?");
+    s.Bind(1, c.source.str())
+        .Bind(2, c.destination.str())
+        .Bind(3, c.data_type)
+        .Bind(4, c.conflict_strategy)
+        .Bind(5, static_cast<int64_t>(c.enabled ? 1 : 0))
+        .Bind(6, expected_version + 1)
+        .Bind(7, now)
+        .Bind(8, c.id.str())
+        .Bind(9, c.user.str())
+        .Bind(10, expected_version);
+    if (Status st = s.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 0) return MissOrStale(db, c.user, c.id);
+    return {};
+  });
+}
+
+Status SqliteStore::DeleteSyncConfig(const UserId& user, const SyncConfigId& id,
+                                     std::optional<int64_t> expected_version,
+                                     const IdempotencyRecord* idem) {
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
+    Stmt s(
+        db,
+        "DELETE FROM sync_configs WHERE id = ? AND user_id = ? AND (?3 IS NULL OR version = ?3)");
+    s.Bind(1, id.str()).Bind(2, user.str());
+    if (expected_version) {
+      s.Bind(3, *expected_version);
+    } else {
+      s.BindNull(3);
+    }
+    if (Status st = s.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 0) return MissOrStale(db, user, id);
+    return {};
+  });
+}
+
+// ---- jobs ----
+
+Status SqliteStore::CreateJob(const Job& job, const queue::OutgoingMessage& msg,
+                              const IdempotencyRecord* idem) {
+  const TimePoint now = clock_.Now();
+  const auto window = db_.settings().dedup_window;
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
+    Stmt s(db,
+           "INSERT INTO jobs(id, user_id, source_id, destination_id, data_type, mode, priority, "
+           "start_date, end_date, status, error, created_at, updated_at) "
+           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.Bind(1, job.id.str())
+        .Bind(2, job.user.str())
+        .Bind(3, job.source.str())
+        .Bind(4, job.destination.str())
+        .Bind(5, job.data_type)
+        .Bind(6, job.mode)
+        .Bind(7, job.priority)
+        .Bind(8, job.start_date)
+        .Bind(9, job.end_date)
+        .Bind(10, JobStatusName(job.status))
+        .Bind(11, job.error)
+        .Bind(12, Ms(OrNow(job.created_at, now)))
+        .Bind(13, Ms(OrNow(job.updated_at, now)));
+    if (Status st = s.Exec(); !st.ok()) return st;
+    auto sent = SqliteQueueSendInTx(db, msg, now, window);
+    if (!sent.ok()) return sent.error();
+    return {};
+  });
+}
+
+Result<Job> SqliteStore::GetJob(const UserId& user, const JobId& id) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryOne<Job>(
+        db, std::string("SELECT ") + kJobCols + " FROM jobs WHERE id = ? AND user_id = ?",
+        [&](Stmt& s) { s.Bind(1, id.str()).Bind(2, user.str()); }, ReadJob,
+        NotFound("job", id.str()));
+  });
+}
+
+Status SqliteStore::UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) {
+  const int64_t now = Ms(clock_.Now());
+  return db_.Write([&](sqlite3* db) -> Status {
+    Stmt s(db, "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ?");
+    s.Bind(1, JobStatusName(status)).Bind(2, error).Bind(3, now).Bind(4, id.str());
+    if (Status st = s.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 0) return NotFound("job", id.str());
+    return {};
+  });
+}
+
+// ---- idempotency ----
+
+Result<std::optional<IdempotencyRecord>> SqliteStore::GetIdempotency(const UserId& user,
+                                                                     const std::string& key) {
+  const int64_t cutoff = Ms(clock_.Now() - db_.settings().idempotency_retention);
+  return db_.Read([&](sqlite3* db) -> Result<std::optional<IdempotencyRecord>> {
+    Stmt s(db,
+           "SELECT request_hash, status_code, response_body, created_at FROM idempotency "
+           "WHERE user_id = ? AND key = ? AND created_at >= ?");
+    s.Bind(1, user.str()).Bind(2, key).Bind(3, cutoff);
+    auto row = s.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return std::optional<IdempotencyRecord>{};
+    IdempotencyRecord r;
+    r.user = user;
+    r.key = key;
+    r.request_hash = s.Text(0);
+    r.status_code = static_cast<int>(s.Int(1));
+    r.response_body = s.Text(2);
+    r.created_at = FromUnixMillis(s.Int(3));
+    return std::optional<IdempotencyRecord>(std::move(r));
+  });
+}
+
+Result<int64_t> SqliteStore::PurgeIdempotencyBefore(TimePoint cutoff) {
+  // Bounded batches: each is one small write closure, so the writer (and everyone's group
+  // commit) is never held by one huge delete.
+  int64_t total = 0;
+  for (;;) {
+    int64_t n = 0;
+    Status st = db_.Write([&](sqlite3* db) -> Status {
+      Stmt s(db,
+             "DELETE FROM idempotency WHERE (user_id, key) IN "
+             "(SELECT user_id, key FROM idempotency WHERE created_at < ? LIMIT ?)");
+      s.Bind(1, Ms(cutoff)).Bind(2, kPurgeBatch);
+      if (Status e = s.Exec(); !e.ok()) return e;
+      n = sqlite3_changes(db);
+      return {};
+    });
+    if (!st.ok()) return st.error();
+    total += n;
+    if (n < kPurgeBatch) return total;
+  }
+}
+
+// ---- user deletion ----
+
+Status SqliteStore::RequestUserDeletion(const UserId& user, const IdempotencyRecord* idem) {
+  const int64_t now = Ms(clock_.Now());
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
+    // Pending stays pending (requested_at unchanged); a completed deletion is requested again
+    // (the user may have come back and created data since).
+    Stmt s(db,
+           "INSERT INTO user_deletions(user_id, state, requested_at, completed_at) "
+           "VALUES(?, 'pending', ?, NULL) ON CONFLICT(user_id) DO UPDATE SET state = 'pending', "
+           "requested_at = excluded.requested_at, completed_at = NULL "
+           "WHERE user_deletions.state <> 'pending'");
+    s.Bind(1, user.str()).Bind(2, now);
+    return s.Exec();
+  });
+}
+
+Result<UserDeletion> SqliteStore::GetUserDeletion(const UserId& user) {
+  return db_.Read([&](sqlite3* db) -> Result<UserDeletion> {
+    Stmt s(db, "SELECT state, requested_at, completed_at FROM user_deletions WHERE user_id = ?");
+    s.Bind(1, user.str());
+    auto row = s.Step();
+    if (!row.ok()) return row.error();
+    UserDeletion d;
+    d.user = user;
+    if (!*row) return d;  // kNone
+    d.state = s.Text(0) == "completed" ? DeletionState::kCompleted : DeletionState::kPending;
+    d.requested_at = FromUnixMillis(s.Int(1));
+    if (!s.IsNull(2)) d.completed_at = FromUnixMillis(s.Int(2));
+    return d;
+  });
+}
+
+Result<std::vector<UserId>> SqliteStore::PendingDeletions(size_t limit) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryAll<UserId>(
+        db,
+        "SELECT user_id FROM user_deletions WHERE state = 'pending' "
+        "ORDER BY requested_at, user_id LIMIT ?",
+        [&](Stmt& s) { s.Bind(1, static_cast<int64_t>(limit)); },
+        [](const Stmt& s) { return UserId(s.Text(0)); });
+  });
+}
+
+Status SqliteStore::PurgeUser(const UserId& user) {
+  const int64_t now = Ms(clock_.Now());
+  return db_.Write([&](sqlite3* db) -> Status {
+    static constexpr const char* kDeletes[] = {
+        "DELETE FROM queue_dedup WHERE dedup_id IN "
+        "(SELECT dedup_id FROM queue_messages WHERE group_id = ?1) AND message_id IN "
+        "(SELECT id FROM queue_messages WHERE group_id = ?1)",
+        "DELETE FROM queue_messages WHERE group_id = ?1",
+        "DELETE FROM sync_configs WHERE user_id = ?1",
+        "DELETE FROM connections WHERE user_id = ?1",
+        "DELETE FROM jobs WHERE user_id = ?1",
+        "DELETE FROM idempotency WHERE user_id = ?1",
+        "DELETE FROM users WHERE id = ?1",
+    };
+    for (const char* sql : kDeletes) {
+      Stmt s(db, sql);
+      s.Bind(1, user.str());
+      if (Status st = s.Exec(); !st.ok()) return st;
+    }
+    Stmt done(db,
+              "INSERT INTO user_deletions(user_id, state, requested_at, completed_at) "
+              "VALUES(?1, 'completed', ?2, ?2) ON CONFLICT(user_id) DO UPDATE SET "
+              "state = 'completed', completed_at = excluded.completed_at");
+    done.Bind(1, user.str()).Bind(2, now);
+    return done.Exec();
+  });
+}
+
+// ---- control events ----
+
+Status SqliteStore::AddControlEvent(const std::string& kind, const std::string& value) {
+  const int64_t now = Ms(clock_.Now());
+  return db_.Write([&](sqlite3* db) -> Status {
+    Stmt s(db, "INSERT INTO control_events(kind, value, created_at) VALUES(?, ?, ?)");
+    s.Bind(1, kind).Bind(2, value).Bind(3, now);
+    return s.Exec();
+  });
+}
+
+Result<std::vector<Store::ControlEvent>> SqliteStore::ControlEventsAfter(int64_t after_seq) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryAll<ControlEvent>(
+        db, "SELECT seq, kind, value FROM control_events WHERE seq > ? ORDER BY seq",
+        [&](Stmt& s) { s.Bind(1, after_seq); },
+        [](const Stmt& s) {
+          return ControlEvent{s.Int(0), s.Text(1), s.Text(2)};
+        });
+  });
+}
+
+Status SqliteStore::Ping() {
+  return db_.Read([](sqlite3* db) -> Status {
+    Stmt s(db, "SELECT 1");
+    auto row = s.Step();
+    if (!row.ok()) return row.error();
+    return {};
+  });
+}
+
+}  // namespace syncwell::store

@@ -1,0 +1,84 @@
+#pragma once
+// SqliteStore: the embedded Store adapter (one SQLite file in the data directory).
+//
+// Every mutation is one write closure on the shared SqliteDb writer: the change, its
+// idempotency record and (CreateJob) the queue message commit together, group-committed with
+// other callers' writes. Reads go to the pooled read connections.
+//
+// Lifecycle: construct -> Start() (opens + migrates; a schema newer than the binary is refused
+// with kPermanent) -> ... -> Stop() (drains queued writes). Methods called outside Start/Stop
+// return kUnavailable. Thread-safe; methods block, so call them from a blocking pool, never an
+// I/O thread.
+//
+// Sharing the database with the queue:
+//   SqliteStore store(SqliteSettings{.data_dir = dir}, clock);
+//   if (auto st = store.Start(); !st.ok()) ...;
+//   SqliteJobQueue queue(store);   // same SqliteDb, same writer, same dedup window and clock
+#include "core/clock.hpp"
+#include "store/sqlite/sqlite_db.hpp"
+#include "store/store.hpp"
+
+namespace syncwell::store {
+
+class SqliteStore final : public Store {
+ public:
+  using Settings = SqliteSettings;
+
+  SqliteStore(SqliteSettings settings, const Clock& clock);
+  ~SqliteStore() override;
+
+  Status Start();
+  void Stop();
+
+  SqliteDb& db() { return db_; }
+  const Clock& clock() const { return clock_; }
+
+  Result<User> EnsureUser(const UserId& user, Tier tier) override;
+  Result<User> GetUser(const UserId& user) override;
+  Status UpsertUser(const User& user) override;
+  Status UpdateUserSettings(const UserId& user, const std::string& settings_json,
+                            const IdempotencyRecord* idem) override;
+
+  Status CreateConnection(const Connection& c) override;
+  Result<Connection> GetConnection(const UserId& user, const ConnectionId& id) override;
+  Result<std::vector<Connection>> ListConnections(const UserId& user) override;
+  Status DeleteConnection(const UserId& user, const ConnectionId& id,
+                          const IdempotencyRecord* idem) override;
+
+  Status CreateSyncConfig(const SyncConfig& c, const IdempotencyRecord* idem) override;
+  Result<SyncConfig> GetSyncConfig(const UserId& user, const SyncConfigId& id) override;
+  Result<std::vector<SyncConfig>> ListSyncConfigs(const UserId& user) override;
+  Status UpdateSyncConfig(const SyncConfig& c, int64_t expected_version,
+                          const IdempotencyRecord* idem) override;
+  Status DeleteSyncConfig(const UserId& user, const SyncConfigId& id,
+                          std::optional<int64_t> expected_version,
+                          const IdempotencyRecord* idem) override;
+
+  Status CreateJob(const Job& job, const queue::OutgoingMessage& msg,
+                   const IdempotencyRecord* idem) override;
+  Result<Job> GetJob(const UserId& user, const JobId& id) override;
+  Status UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) override;
+
+  Result<std::optional<IdempotencyRecord>> GetIdempotency(const UserId& user,
+                                                          const std::string& key) override;
+  Result<int64_t> PurgeIdempotencyBefore(TimePoint cutoff) override;
+
+  Status RequestUserDeletion(const UserId& user, const IdempotencyRecord* idem) override;
+  Result<UserDeletion> GetUserDeletion(const UserId& user) override;
+  Result<std::vector<UserId>> PendingDeletions(size_t limit) override;
+  Status PurgeUser(const UserId& user) override;
+
+  Status AddControlEvent(const std::string& kind, const std::string& value) override;
+  Result<std::vector<ControlEvent>> ControlEventsAfter(int64_t after_seq) override;
+
+  Status Ping() override;
+
+ private:
+  // Runs `change` in one write closure preceded by the idempotency insert (if idem != nullptr).
+  Status WriteWithIdem(const IdempotencyRecord* idem, std::function<Status(sqlite3*)> change);
+
+  SqliteDb db_;
+  const Clock& clock_;
+};
+
+}  // namespace syncwell::store

@@ -1,0 +1,69 @@
+// Runs the Store contract (store_suite.hpp) against the in-memory fake and the SQLite adapter.
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "conformance/store_suite.hpp"
+#include "fakes/in_memory_store.hpp"
+#include "store/sqlite/sqlite_job_queue.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace syncwell::conformance {
+namespace {
+
+class FakeHarness {
+ public:
+  explicit FakeHarness(ManualClock& clock) : fake_(clock) {}
+  store::Store& store() { return fake_; }
+  queue::JobQueue& queue() { return fake_; }
+
+ private:
+  fakes::InMemoryStore fake_;
+};
+
+std::string MakeTempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "syncwell-store-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+class SqliteHarness {
+ public:
+  explicit SqliteHarness(ManualClock& clock)
+      : dir_(MakeTempDir()), store_(store::SqliteSettings{.data_dir = dir_}, clock) {
+    if (auto st = store_.Start(); !st.ok()) throw std::runtime_error(st.error().message);
+    queue_.emplace(store_);
+  }
+  ~SqliteHarness() {
+    queue_.reset();
+    store_.Stop();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  store::Store& store() { return store_; }
+  queue::JobQueue& queue() { return *queue_; }
+
+ private:
+  std::string dir_;
+  store::SqliteStore store_;
+  std::optional<store::SqliteJobQueue> queue_;
+};
+
+using Impls = ::testing::Types<FakeHarness, SqliteHarness>;
+
+class HarnessNames {
+ public:
+  template <class T>
+  static std::string GetName(int) {
+    if constexpr (std::is_same_v<T, FakeHarness>) return "InMemory";
+    return "Sqlite";
+  }
+};
+
+}  // namespace
+
+INSTANTIATE_TYPED_TEST_SUITE_P(Store, StoreConformance, Impls, HarnessNames);
+
+}  // namespace syncwell::conformance

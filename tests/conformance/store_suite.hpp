@@ -1,0 +1,477 @@
+#pragma once
+// The Store (+ JobQueue send/stats) contract, stated once and instantiated for every adapter and
+// the fake (store_conformance_test.cpp). A harness type H provides:
+//   explicit H(ManualClock& clock);       // a fresh, empty, started store
+//   store::Store& store();
+//   queue::JobQueue& queue();              // the queue in the same database as store()
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "core/clock.hpp"
+#include "queue/job_queue.hpp"
+#include "store/store.hpp"
+
+namespace syncwell::conformance {
+
+using namespace std::chrono_literals;
+
+template <class H>
+class StoreConformance : public ::testing::Test {
+ protected:
+  StoreConformance() : h_(clock_) {}
+
+  store::Store& store() { return h_.store(); }
+  queue::JobQueue& queue() { return h_.queue(); }
+
+  static store::Connection Conn(const std::string& user, const std::string& id,
+                                const std::string& provider = "fitbit") {
+    store::Connection c;
+    c.id = ConnectionId(id);
+    c.user = UserId(user);
+    c.provider = provider;
+    c.provider_user_id = "pu-" + id;
+    c.access_token_sealed = std::string("sealed\0access", 13);  // binary-safe
+    c.refresh_token_sealed = "sealed-refresh";
+    return c;
+  }
+  static store::SyncConfig Cfg(const std::string& user, const std::string& id,
+                               const std::string& src, const std::string& dst) {
+    store::SyncConfig c;
+    c.id = SyncConfigId(id);
+    c.user = UserId(user);
+    c.source = ConnectionId(src);
+    c.destination = ConnectionId(dst);
+    c.data_type = "workout";
+    c.conflict_strategy = "newest_wins";
+    return c;
+  }
+  static store::Job MakeJob(const std::string& user, const std::string& id) {
+    store::Job j;
+    j.id = JobId(id);
+    j.user = UserId(user);
+    j.source = ConnectionId("conn_src");
+    j.destination = ConnectionId("conn_dst");
+    j.data_type = "steps";
+    j.mode = "manual";
+    j.priority = "high";
+    return j;
+  }
+  static queue::OutgoingMessage Msg(const std::string& user, const std::string& dedup,
+                                    std::chrono::milliseconds delay = 0ms) {
+    queue::OutgoingMessage m;
+    m.dedup_id = dedup;
+    m.group_id = user;
+    m.priority = queue::Priority::kHigh;
+    m.delay = delay;
+    m.body = R"({"jobId":"x"})";
+    return m;
+  }
+  static store::IdempotencyRecord Idem(const std::string& user, const std::string& key,
+                                       const std::string& body = "{}") {
+    store::IdempotencyRecord r;
+    r.user = UserId(user);
+    r.key = key;
+    r.request_hash = "hash-" + key;
+    r.status_code = 202;
+    r.response_body = body;
+    return r;
+  }
+
+  ManualClock clock_;
+  H h_;
+};
+
+TYPED_TEST_SUITE_P(StoreConformance);
+
+TYPED_TEST_P(StoreConformance, EnsureUserCreatesOnceAndStoredTierWins) {
+  auto u = this->store().EnsureUser(UserId("u1"), store::Tier::kPro);
+  ASSERT_TRUE(u.ok()) << u.error().message;
+  EXPECT_EQ(u->tier, store::Tier::kPro);
+  auto again = this->store().EnsureUser(UserId("u1"), store::Tier::kFree);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->tier, store::Tier::kPro);
+  EXPECT_EQ(this->store().GetUser(UserId("nobody")).error().code, Errc::kNotFound);
+
+  store::User admin;
+  admin.id = UserId("u1");
+  admin.tier = store::Tier::kFree;
+  ASSERT_TRUE(this->store().UpsertUser(admin).ok());
+  EXPECT_EQ(this->store().GetUser(UserId("u1"))->tier, store::Tier::kFree);
+  ASSERT_TRUE(this->store().Ping().ok());
+}
+
+TYPED_TEST_P(StoreConformance, UserSettingsUpdateAndMissingUser) {
+  ASSERT_TRUE(this->store().EnsureUser(UserId("u1"), store::Tier::kFree).ok());
+  auto idem = this->Idem("u1", "k-settings");
+  ASSERT_TRUE(this->store().UpdateUserSettings(UserId("u1"), R"({"a":1})", &idem).ok());
+  EXPECT_EQ(this->store().GetUser(UserId("u1"))->settings_json, R"({"a":1})");
+  auto missing = this->Idem("ghost", "k1");
+  EXPECT_EQ(this->store().UpdateUserSettings(UserId("ghost"), "{}", &missing).error().code,
+            Errc::kNotFound);
+  EXPECT_FALSE(this->store().GetIdempotency(UserId("ghost"), "k1")->has_value());
+}
+
+TYPED_TEST_P(StoreConformance, ReadsAreScopedByUser) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.CreateConnection(this->Conn("alice", "conn_a")).ok());
+  ASSERT_TRUE(s.CreateSyncConfig(this->Cfg("alice", "cfg_a", "conn_a", "conn_a"), nullptr).ok());
+  ASSERT_TRUE(s.CreateJob(this->MakeJob("alice", "job_a"), this->Msg("alice", "d1"), nullptr).ok());
+
+  auto c = s.GetConnection(UserId("alice"), ConnectionId("conn_a"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->access_token_sealed, std::string("sealed\0access", 13));
+  EXPECT_EQ(c->refresh_token_sealed, "sealed-refresh");
+  EXPECT_EQ(c->status, store::ConnectionStatus::kActive);
+
+  EXPECT_EQ(s.GetConnection(UserId("bob"), ConnectionId("conn_a")).error().code, Errc::kNotFound);
+  EXPECT_EQ(s.GetSyncConfig(UserId("bob"), SyncConfigId("cfg_a")).error().code, Errc::kNotFound);
+  EXPECT_EQ(s.GetJob(UserId("bob"), JobId("job_a")).error().code, Errc::kNotFound);
+  EXPECT_TRUE(s.ListConnections(UserId("bob"))->empty());
+  EXPECT_TRUE(s.ListSyncConfigs(UserId("bob"))->empty());
+  EXPECT_EQ(s.ListConnections(UserId("alice"))->size(), 1u);
+  // Bob can neither delete nor update Alice's records.
+  EXPECT_EQ(s.DeleteConnection(UserId("bob"), ConnectionId("conn_a"), nullptr).error().code,
+            Errc::kNotFound);
+  EXPECT_EQ(s.UpdateSyncConfig(this->Cfg("bob", "cfg_a", "x", "y"), 1, nullptr).error().code,
+            Errc::kNotFound);
+  EXPECT_EQ(
+      s.DeleteSyncConfig(UserId("bob"), SyncConfigId("cfg_a"), std::nullopt, nullptr).error().code,
+      Errc::kNotFound);
+  EXPECT_TRUE(s.GetConnection(UserId("alice"), ConnectionId("conn_a")).ok());
+  EXPECT_EQ(s.GetSyncConfig(UserId("alice"), SyncConfigId("cfg_a"))->source.str(), "conn_a");
+}
+
+TYPED_TEST_P(StoreConformance, DuplicateIdsAreRejected) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.CreateConnection(this->Conn("alice", "conn_a")).ok());
+  EXPECT_EQ(s.CreateConnection(this->Conn("alice", "conn_a")).error().code, Errc::kAlreadyExists);
+}
+
+TYPED_TEST_P(StoreConformance, IdempotencyRecordIsWrittenWithTheChange) {
+  auto& s = this->store();
+  auto idem = this->Idem("alice", "key-1", R"({"id":"cfg_1"})");
+  ASSERT_TRUE(s.CreateSyncConfig(this->Cfg("alice", "cfg_1", "c1", "c2"), &idem).ok());
+  auto rec = s.GetIdempotency(UserId("alice"), "key-1");
+  ASSERT_TRUE(rec.ok());
+  ASSERT_TRUE(rec->has_value());
+  EXPECT_EQ((*rec)->request_hash, "hash-key-1");
+  EXPECT_EQ((*rec)->status_code, 202);
+  EXPECT_EQ((*rec)->response_body, R"({"id":"cfg_1"})");
+  // Another user's key space is separate.
+  EXPECT_FALSE(s.GetIdempotency(UserId("bob"), "key-1")->has_value());
+
+  // Same key again: kAlreadyExists and nothing changes.
+  auto idem2 = this->Idem("alice", "key-1", "other");
+  EXPECT_EQ(s.CreateSyncConfig(this->Cfg("alice", "cfg_2", "c1", "c2"), &idem2).error().code,
+            Errc::kAlreadyExists);
+  EXPECT_EQ(s.GetSyncConfig(UserId("alice"), SyncConfigId("cfg_2")).error().code, Errc::kNotFound);
+  EXPECT_EQ((*s.GetIdempotency(UserId("alice"), "key-1"))->response_body, R"({"id":"cfg_1"})");
+
+  EXPECT_EQ(
+      s.CreateJob(this->MakeJob("alice", "job_2"), this->Msg("alice", "dj2"), &idem2).error().code,
+      Errc::kAlreadyExists);
+  EXPECT_EQ(s.GetJob(UserId("alice"), JobId("job_2")).error().code, Errc::kNotFound);
+  auto stats = this->queue().Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->visible, 0);
+  EXPECT_EQ(stats->enqueued_total, 0);
+
+  // The same key works for another user.
+  auto bob = this->Idem("bob", "key-1");
+  EXPECT_TRUE(s.CreateSyncConfig(this->Cfg("bob", "cfg_b", "c1", "c2"), &bob).ok());
+}
+
+TYPED_TEST_P(StoreConformance, FailedChangeWritesNoIdempotencyRecord) {
+  auto& s = this->store();
+  auto idem = this->Idem("alice", "k-del");
+  EXPECT_EQ(s.DeleteConnection(UserId("alice"), ConnectionId("conn_missing"), &idem).error().code,
+            Errc::kNotFound);
+  EXPECT_FALSE(s.GetIdempotency(UserId("alice"), "k-del")->has_value());
+
+  ASSERT_TRUE(s.CreateSyncConfig(this->Cfg("alice", "cfg_1", "c1", "c2"), nullptr).ok());
+  auto idem2 = this->Idem("alice", "k-upd");
+  EXPECT_EQ(s.UpdateSyncConfig(this->Cfg("alice", "cfg_1", "c1", "c3"), 7, &idem2).error().code,
+            Errc::kConflict);
+  EXPECT_FALSE(s.GetIdempotency(UserId("alice"), "k-upd")->has_value());
+  EXPECT_EQ(s.GetSyncConfig(UserId("alice"), SyncConfigId("cfg_1"))->destination.str(), "c2");
+
+  // Duplicate job id with a fresh key: fails, and neither record nor message is written.
+  ASSERT_TRUE(s.CreateJob(this->MakeJob("alice", "job_1"), this->Msg("alice", "m1"), nullptr).ok());
+  auto idem3 = this->Idem("alice", "k-job");
+  EXPECT_FALSE(s.CreateJob(this->MakeJob("alice", "job_1"), this->Msg("alice", "m2"), &idem3).ok());
+  EXPECT_FALSE(s.GetIdempotency(UserId("alice"), "k-job")->has_value());
+  EXPECT_EQ(this->queue().Stats()->enqueued_total, 1);
+  // The key is still usable once the change can succeed.
+  EXPECT_TRUE(s.CreateJob(this->MakeJob("alice", "job_3"), this->Msg("alice", "m3"), &idem3).ok());
+  EXPECT_TRUE(s.GetIdempotency(UserId("alice"), "k-job")->has_value());
+}
+
+TYPED_TEST_P(StoreConformance, SyncConfigOptimisticVersions) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.CreateSyncConfig(this->Cfg("alice", "cfg_1", "c1", "c2"), nullptr).ok());
+  EXPECT_EQ(s.GetSyncConfig(UserId("alice"), SyncConfigId("cfg_1"))->version, 1);
+
+  auto upd = this->Cfg("alice", "cfg_1", "c1", "c3");
+  upd.conflict_strategy = "source_wins";
+  upd.enabled = false;
+  ASSERT_TRUE(s.UpdateSyncConfig(upd, 1, nullptr).ok());
+  auto got = s.GetSyncConfig(UserId("alice"), SyncConfigId("cfg_1"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(got->destination.str(), "c3");
+  EXPECT_EQ(got->conflict_strategy, "source_wins");
+  EXPECT_FALSE(got->enabled);
+
+  EXPECT_EQ(s.UpdateSyncConfig(upd, 1, nullptr).error().code, Errc::kConflict);  // stale
+  EXPECT_EQ(s.UpdateSyncConfig(this->Cfg("alice", "cfg_none", "a", "b"), 1, nullptr).error().code,
+            Errc::kNotFound);
+  EXPECT_EQ(s.DeleteSyncConfig(UserId("alice"), SyncConfigId("cfg_1"), 1, nullptr).error().code,
+            Errc::kConflict);
+  EXPECT_TRUE(s.GetSyncConfig(UserId("alice"), SyncConfigId("cfg_1")).ok());
+  ASSERT_TRUE(s.DeleteSyncConfig(UserId("alice"), SyncConfigId("cfg_1"), 2, nullptr).ok());
+  EXPECT_EQ(s.GetSyncConfig(UserId("alice"), SyncConfigId("cfg_1")).error().code, Errc::kNotFound);
+
+  ASSERT_TRUE(s.CreateSyncConfig(this->Cfg("alice", "cfg_2", "c1", "c2"), nullptr).ok());
+  ASSERT_TRUE(
+      s.DeleteSyncConfig(UserId("alice"), SyncConfigId("cfg_2"), std::nullopt, nullptr).ok());
+  EXPECT_EQ(s.DeleteSyncConfig(UserId("alice"), SyncConfigId("cfg_2"), std::nullopt, nullptr)
+                .error()
+                .code,
+            Errc::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformance, DeleteConnectionRemovesConfigsUsingIt) {
+  auto& s = this->store();
+  for (auto id : {"conn_a", "conn_b", "conn_c", "conn_d"}) {
+    ASSERT_TRUE(s.CreateConnection(this->Conn("alice", id)).ok());
+  }
+  ASSERT_TRUE(s.CreateSyncConfig(this->Cfg("alice", "cfg_ab", "conn_a", "conn_b"), nullptr).ok());
+  ASSERT_TRUE(s.CreateSyncConfig(this->Cfg("alice", "cfg_ba", "conn_b", "conn_a"), nullptr).ok());
+  ASSERT_TRUE(s.CreateSyncConfig(this->Cfg("alice", "cfg_cd", "conn_c", "conn_d"), nullptr).ok());
+  auto idem = this->Idem("alice", "k-delconn");
+  ASSERT_TRUE(s.DeleteConnection(UserId("alice"), ConnectionId("conn_a"), &idem).ok());
+  EXPECT_EQ(s.GetConnection(UserId("alice"), ConnectionId("conn_a")).error().code, Errc::kNotFound);
+  auto cfgs = s.ListSyncConfigs(UserId("alice"));
+  ASSERT_TRUE(cfgs.ok());
+  ASSERT_EQ(cfgs->size(), 1u);
+  EXPECT_EQ((*cfgs)[0].id.str(), "cfg_cd");
+  EXPECT_EQ(s.ListConnections(UserId("alice"))->size(), 3u);
+  EXPECT_TRUE(s.GetIdempotency(UserId("alice"), "k-delconn")->has_value());
+}
+
+TYPED_TEST_P(StoreConformance, CreateJobThenGetJobAndUpdateStatus) {
+  auto& s = this->store();
+  auto job = this->MakeJob("alice", "job_1");
+  job.mode = "historical";
+  job.priority = "low";
+  job.start_date = "2025-01-01";
+  job.end_date = "2025-12-31";
+  auto idem = this->Idem("alice", "k-job", R"({"jobId":"job_1","status":"QUEUED"})");
+  ASSERT_TRUE(s.CreateJob(job, this->Msg("alice", "dedup-1"), &idem).ok());
+  auto got = s.GetJob(UserId("alice"), JobId("job_1"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, store::JobStatus::kQueued);
+  EXPECT_EQ(got->mode, "historical");
+  EXPECT_EQ(got->priority, "low");
+  EXPECT_EQ(got->start_date, "2025-01-01");
+  EXPECT_EQ(got->end_date, "2025-12-31");
+  EXPECT_EQ(got->data_type, "steps");
+  EXPECT_EQ(got->created_at, FromUnixMillis(ToUnixMillis(this->clock_.Now())));
+  EXPECT_TRUE(s.GetIdempotency(UserId("alice"), "k-job")->has_value());
+  auto stats = this->queue().Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->visible, 1);
+  EXPECT_EQ(stats->enqueued_total, 1);
+
+  this->clock_.Advance(5s);
+  ASSERT_TRUE(s.UpdateJobStatus(JobId("job_1"), store::JobStatus::kFailed, "boom").ok());
+  got = s.GetJob(UserId("alice"), JobId("job_1"));
+  EXPECT_EQ(got->status, store::JobStatus::kFailed);
+  EXPECT_EQ(got->error, "boom");
+  EXPECT_EQ(got->updated_at - got->created_at, 5s);
+  EXPECT_EQ(s.UpdateJobStatus(JobId("job_none"), store::JobStatus::kRunning, "").error().code,
+            Errc::kNotFound);
+}
+
+TYPED_TEST_P(StoreConformance, CreateJobDedupWritesJobButNotMessage) {
+  auto& s = this->store();
+  ASSERT_TRUE(
+      s.CreateJob(this->MakeJob("alice", "job_1"), this->Msg("alice", "same"), nullptr).ok());
+  ASSERT_TRUE(
+      s.CreateJob(this->MakeJob("alice", "job_2"), this->Msg("alice", "same"), nullptr).ok());
+  EXPECT_TRUE(s.GetJob(UserId("alice"), JobId("job_2")).ok());
+  auto stats = this->queue().Stats();
+  EXPECT_EQ(stats->visible, 1);
+  EXPECT_EQ(stats->enqueued_total, 1);
+  EXPECT_EQ(stats->deduplicated_total, 1);
+}
+
+TYPED_TEST_P(StoreConformance, QueueDedupInsideAndOutsideTheWindow) {
+  auto& q = this->queue();
+  auto first = q.Send(this->Msg("alice", "d-1"));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_FALSE(first->deduplicated);
+  EXPECT_FALSE(first->message_id.empty());
+
+  this->clock_.Advance(299s);  // inside the 300 s window
+  auto second = q.Send(this->Msg("alice", "d-1"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->deduplicated);
+  EXPECT_EQ(second->message_id, first->message_id);
+  auto other = q.Send(this->Msg("alice", "d-2"));
+  EXPECT_FALSE(other->deduplicated);
+  EXPECT_NE(other->message_id, first->message_id);
+
+  this->clock_.Advance(2s);  // 301 s after the first send: outside the window
+  auto third = q.Send(this->Msg("alice", "d-1"));
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE(third->deduplicated);
+  EXPECT_NE(third->message_id, first->message_id);
+
+  auto stats = q.Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->visible, 3);
+  EXPECT_EQ(stats->enqueued_total, 3);
+  EXPECT_EQ(stats->deduplicated_total, 1);
+  EXPECT_EQ(stats->in_flight, 0);
+  EXPECT_EQ(stats->dlq, 0);
+  EXPECT_NEAR(stats->oldest_age_seconds, 301.0, 0.01);
+}
+
+TYPED_TEST_P(StoreConformance, DelayedMessagesAreNotVisibleUntilDue) {
+  auto& q = this->queue();
+  ASSERT_TRUE(q.Send(this->Msg("alice", "late", 10s)).ok());
+  auto s1 = q.Stats();
+  EXPECT_EQ(s1->visible, 0);
+  EXPECT_EQ(s1->delayed, 1);
+  EXPECT_EQ(s1->oldest_age_seconds, 0.0);
+  this->clock_.Advance(12s);
+  auto s2 = q.Stats();
+  EXPECT_EQ(s2->visible, 1);
+  EXPECT_EQ(s2->delayed, 0);
+  EXPECT_NEAR(s2->oldest_age_seconds, 2.0, 0.01);
+}
+
+TYPED_TEST_P(StoreConformance, PurgeUserRemovesEverythingOfThatUserOnly) {
+  auto& s = this->store();
+  for (auto user : {"alice", "bob"}) {
+    const std::string u = user;
+    ASSERT_TRUE(s.EnsureUser(UserId(u), store::Tier::kPro).ok());
+    ASSERT_TRUE(s.CreateConnection(this->Conn(u, "conn_" + u)).ok());
+    auto idem = this->Idem(u, "k-cfg");
+    ASSERT_TRUE(s.CreateSyncConfig(this->Cfg(u, "cfg_" + u, "conn_" + u, "conn_" + u), &idem).ok());
+    ASSERT_TRUE(s.CreateJob(this->MakeJob(u, "job_" + u), this->Msg(u, "dd-" + u), nullptr).ok());
+  }
+  ASSERT_TRUE(s.RequestUserDeletion(UserId("alice"), nullptr).ok());
+  ASSERT_TRUE(s.PurgeUser(UserId("alice")).ok());
+
+  const UserId alice("alice");
+  EXPECT_EQ(s.GetUser(alice).error().code, Errc::kNotFound);
+  EXPECT_TRUE(s.ListConnections(alice)->empty());
+  EXPECT_TRUE(s.ListSyncConfigs(alice)->empty());
+  EXPECT_EQ(s.GetJob(alice, JobId("job_alice")).error().code, Errc::kNotFound);
+  EXPECT_FALSE(s.GetIdempotency(alice, "k-cfg")->has_value());
+  auto stats = this->queue().Stats();
+  EXPECT_EQ(stats->visible, 1);  // only bob's message is left
+  EXPECT_EQ(s.GetUserDeletion(alice)->state, store::DeletionState::kCompleted);
+  // Alice's dedup ids went with her messages: a new send is enqueued.
+  EXPECT_FALSE(this->queue().Send(this->Msg("alice", "dd-alice"))->deduplicated);
+
+  const UserId bob("bob");
+  EXPECT_TRUE(s.GetUser(bob).ok());
+  EXPECT_EQ(s.ListConnections(bob)->size(), 1u);
+  EXPECT_EQ(s.ListSyncConfigs(bob)->size(), 1u);
+  EXPECT_TRUE(s.GetJob(bob, JobId("job_bob")).ok());
+  EXPECT_TRUE(s.GetIdempotency(bob, "k-cfg")->has_value());
+  EXPECT_EQ(s.GetUserDeletion(bob)->state, store::DeletionState::kNone);
+}
+
+TYPED_TEST_P(StoreConformance, DeletionStatesPendingThenCompleted) {
+  auto& s = this->store();
+  const UserId u("alice");
+  EXPECT_EQ(s.GetUserDeletion(u)->state, store::DeletionState::kNone);
+  const TimePoint t0 = FromUnixMillis(ToUnixMillis(this->clock_.Now()));
+  auto idem = this->Idem("alice", "k-del");
+  ASSERT_TRUE(s.RequestUserDeletion(u, &idem).ok());
+  this->clock_.Advance(1s);
+  ASSERT_TRUE(s.RequestUserDeletion(UserId("bob"), nullptr).ok());
+  ASSERT_TRUE(s.RequestUserDeletion(u, nullptr).ok());  // idempotent
+  auto d = s.GetUserDeletion(u);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->state, store::DeletionState::kPending);
+  EXPECT_EQ(d->requested_at, t0);
+  EXPECT_FALSE(d->completed_at.has_value());
+  auto pending = s.PendingDeletions(10);
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 2u);
+  EXPECT_EQ((*pending)[0].str(), "alice");  // oldest request first
+  EXPECT_EQ(s.PendingDeletions(1)->size(), 1u);
+
+  this->clock_.Advance(1s);
+  ASSERT_TRUE(s.PurgeUser(u).ok());
+  d = s.GetUserDeletion(u);
+  EXPECT_EQ(d->state, store::DeletionState::kCompleted);
+  ASSERT_TRUE(d->completed_at.has_value());
+  EXPECT_EQ(*d->completed_at, t0 + 2s);
+  pending = s.PendingDeletions(10);
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].str(), "bob");
+}
+
+TYPED_TEST_P(StoreConformance, ControlEventsInInsertionOrder) {
+  auto& s = this->store();
+  EXPECT_TRUE(s.ControlEventsAfter(0)->empty());
+  ASSERT_TRUE(s.AddControlEvent("jwks_drop", "kid-2").ok());
+  ASSERT_TRUE(s.AddControlEvent("jwks_drop", "kid-1").ok());
+  ASSERT_TRUE(s.AddControlEvent("other", "x").ok());
+  auto all = s.ControlEventsAfter(0);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].value, "kid-2");
+  EXPECT_EQ((*all)[1].value, "kid-1");
+  EXPECT_EQ((*all)[2].kind, "other");
+  EXPECT_LT((*all)[0].seq, (*all)[1].seq);
+  EXPECT_LT((*all)[1].seq, (*all)[2].seq);
+  auto rest = s.ControlEventsAfter((*all)[1].seq);
+  ASSERT_EQ(rest->size(), 1u);
+  EXPECT_EQ((*rest)[0].value, "x");
+  EXPECT_TRUE(s.ControlEventsAfter((*all)[2].seq)->empty());
+}
+
+TYPED_TEST_P(StoreConformance, IdempotencyRetentionAndPurge) {
+  auto& s = this->store();
+  auto old_key = this->Idem("alice", "old");
+  ASSERT_TRUE(s.UpdateUserSettings(UserId("alice"), "{}", &old_key).error().code ==
+              Errc::kNotFound);
+  ASSERT_TRUE(s.EnsureUser(UserId("alice"), store::Tier::kFree).ok());
+  ASSERT_TRUE(s.UpdateUserSettings(UserId("alice"), "{}", &old_key).ok());
+  this->clock_.Advance(std::chrono::hours{23});
+  auto fresh = this->Idem("alice", "fresh");
+  ASSERT_TRUE(s.UpdateUserSettings(UserId("alice"), "{}", &fresh).ok());
+  EXPECT_TRUE(s.GetIdempotency(UserId("alice"), "old")->has_value());  // 23 h: still kept
+
+  this->clock_.Advance(std::chrono::hours{2});  // "old" is now 25 h old: ignored, key reusable
+  EXPECT_FALSE(s.GetIdempotency(UserId("alice"), "old")->has_value());
+  EXPECT_TRUE(s.GetIdempotency(UserId("alice"), "fresh")->has_value());
+
+  auto purged = s.PurgeIdempotencyBefore(this->clock_.Now() - std::chrono::hours{24});
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 1);
+  EXPECT_TRUE(s.GetIdempotency(UserId("alice"), "fresh")->has_value());
+  EXPECT_EQ(*s.PurgeIdempotencyBefore(this->clock_.Now() - std::chrono::hours{24}), 0);
+  ASSERT_TRUE(s.UpdateUserSettings(UserId("alice"), "{}", &old_key).ok());  // reusable
+}
+
+REGISTER_TYPED_TEST_SUITE_P(
+    StoreConformance, EnsureUserCreatesOnceAndStoredTierWins, UserSettingsUpdateAndMissingUser,
+    ReadsAreScopedByUser, DuplicateIdsAreRejected, IdempotencyRecordIsWrittenWithTheChange,
+    FailedChangeWritesNoIdempotencyRecord, SyncConfigOptimisticVersions,
+    DeleteConnectionRemovesConfigsUsingIt, CreateJobThenGetJobAndUpdateStatus,
+    CreateJobDedupWritesJobButNotMessage, QueueDedupInsideAndOutsideTheWindow,
+    DelayedMessagesAreNotVisibleUntilDue, PurgeUserRemovesEverythingOfThatUserOnly,
+    DeletionStatesPendingThenCompleted, ControlEventsInInsertionOrder,
+    IdempotencyRetentionAndPurge);
+
+}  // namespace syncwell::conformance

@@ -1,0 +1,75 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "config/settings.hpp"
+
+namespace syncwell::config {
+namespace {
+
+std::string WriteFile(const std::string& text) {
+  char path[] = "/tmp/syncwell-config-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ConfigTest, DefaultsAreEmbeddedAndDevMode) {
+  auto s = Load({});
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->server.listen, "127.0.0.1:8080");
+  EXPECT_TRUE(s->DevModeEnabled());
+  EXPECT_EQ(s->storage.synchronous, "FULL");
+}
+
+TEST(ConfigTest, PrecedenceFileEnvFlags) {
+  auto f = WriteFile(
+      "[server]\nlisten = \"127.0.0.1:9000\"\nhandler_threads = 8\n[log]\nlevel = \"warn\"\n");
+  auto s = Load({f, {{"SYNCWELL_SERVER_HANDLER_THREADS", "16"}}, {{"log.level", "debug"}}});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->server.listen, "127.0.0.1:9000");
+  EXPECT_EQ(s->server.handler_threads, 16);
+  EXPECT_EQ(s->log.level, "debug");
+  std::remove(f.c_str());
+}
+
+TEST(ConfigTest, ErrorsNameTheKeyAndSource) {
+  auto f = WriteFile("[server]\nlisen = \"x\"\n");
+  auto s = Load({f, {}, {}});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("unknown setting 'server.lisen'"), std::string::npos);
+  std::remove(f.c_str());
+  auto e = Load({"", {{"SYNCWELL_SERVER_HANDLER_THREADS", "lots"}}, {}});
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("SYNCWELL_SERVER_HANDLER_THREADS"), std::string::npos);
+  auto d = Load({"", {}, {{"server.read_timeout", "5 parsecs"}}});
+  ASSERT_FALSE(d.ok());
+  auto bad = WriteFile("[server\nlisten=");
+  auto p = Load({bad, {}, {}});
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.error().message.find(bad), std::string::npos);
+  std::remove(bad.c_str());
+  EXPECT_FALSE(Load({"", {}, {{"storage.synchronous", "OFF"}}}).ok());
+  EXPECT_FALSE(Load({"", {}, {{"auth.issuer", "https://idp"}}}).ok());  // needs audience + jwks
+  EXPECT_FALSE(Load({"", {}, {{"auth.algorithms", "none"}}}).ok());
+}
+
+TEST(ConfigTest, DurationsRoundTrip) {
+  EXPECT_EQ(ParseDuration("250ms")->count(), 250);
+  EXPECT_EQ(ParseDuration("5m")->count(), 300000);
+  EXPECT_EQ(ParseDuration("24h")->count(), 86400000);
+  EXPECT_FALSE(ParseDuration("h").ok());
+  EXPECT_FALSE(ParseDuration("1y").ok());
+  EXPECT_EQ(FormatDuration(std::chrono::milliseconds(90000)), "90s");
+  auto s = Load({});
+  auto printed = WriteFile(ToToml(*s));
+  auto again = Load({printed, {}, {}});
+  ASSERT_TRUE(again.ok()) << again.error().message;  // --print output is a valid config file
+  EXPECT_EQ(ToToml(*again), ToToml(*s));
+  std::remove(printed.c_str());
+}
+
+}  // namespace
+}  // namespace syncwell::config

@@ -1,0 +1,368 @@
+// SqliteDb / SqliteStore specifics beyond the Store contract: durability across reopen, schema
+// migrations, group commit and savepoint isolation. The contract itself is in
+// tests/conformance/store_suite.hpp.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/sqlite/sqlite_job_queue.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+
+namespace syncwell::store {
+namespace {
+
+using namespace std::chrono_literals;
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  SqliteStoreTest() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "syncwell-sqlite-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+  }
+  ~SqliteStoreTest() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  SqliteSettings Settings() const { return SqliteSettings{.data_dir = dir_}; }
+  std::string DbPath() const { return dir_ + "/syncwell.db"; }
+
+  // A raw connection, independent of SqliteDb.
+  int64_t CountRows(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(DbPath().c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    int64_t n = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+  }
+  void ExecRaw(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(DbPath().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    EXPECT_EQ(rc, SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+
+  static Job MakeJob(const std::string& user, const std::string& id) {
+    Job j;
+    j.id = JobId(id);
+    j.user = UserId(user);
+    j.source = ConnectionId("conn_s");
+    j.destination = ConnectionId("conn_d");
+    j.data_type = "workout";
+    j.mode = "manual";
+    j.priority = "medium";
+    return j;
+  }
+  static queue::OutgoingMessage Msg(const std::string& user, const std::string& dedup) {
+    queue::OutgoingMessage m;
+    m.group_id = user;
+    m.dedup_id = dedup;
+    m.body = "{}";
+    return m;
+  }
+
+  std::string dir_;
+  ManualClock clock_;
+};
+
+TEST_F(SqliteStoreTest, AcknowledgedWritesSurviveReopen) {
+  {
+    SqliteStore store(Settings(), clock_);
+    ASSERT_TRUE(store.Start().ok());
+    ASSERT_TRUE(store.EnsureUser(UserId("u1"), Tier::kPro).ok());
+    Connection c;
+    c.id = ConnectionId("conn_1");
+    c.user = UserId("u1");
+    c.provider = "strava";
+    c.access_token_sealed = "sealed";
+    ASSERT_TRUE(store.CreateConnection(c).ok());
+    ASSERT_TRUE(store.CreateJob(MakeJob("u1", "job_1"), Msg("u1", "d1"), nullptr).ok());
+    ASSERT_TRUE(store.AddControlEvent("jwks_drop", "kid").ok());
+    store.Stop();
+  }
+  SqliteStore store(Settings(), clock_);
+  ASSERT_TRUE(store.Start().ok());
+  SqliteJobQueue queue(store);
+  EXPECT_EQ(store.GetUser(UserId("u1"))->tier, Tier::kPro);
+  EXPECT_EQ(store.GetConnection(UserId("u1"), ConnectionId("conn_1"))->provider, "strava");
+  EXPECT_TRUE(store.GetJob(UserId("u1"), JobId("job_1")).ok());
+  EXPECT_EQ(store.ControlEventsAfter(0)->size(), 1u);
+  auto stats = queue.Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->visible, 1);
+  EXPECT_EQ(stats->enqueued_total, 1);
+  // The dedup record survived too.
+  EXPECT_TRUE(queue.Send(Msg("u1", "d1"))->deduplicated);
+}
+
+TEST_F(SqliteStoreTest, MigrationsAreAppliedOnceAndReopenIsIdempotent) {
+  for (int i = 0; i < 3; ++i) {
+    SqliteStore store(Settings(), clock_);
+    ASSERT_TRUE(store.Start().ok());
+    EXPECT_EQ(store.db().SchemaVersion(), SqliteDb::KnownSchemaVersion());
+    store.Stop();
+  }
+  EXPECT_GE(SqliteDb::KnownSchemaVersion(), 1);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM schema_migrations"), SqliteDb::KnownSchemaVersion());
+  EXPECT_EQ(CountRows("SELECT MAX(version) FROM schema_migrations"),
+            SqliteDb::KnownSchemaVersion());
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM queue_counters"), 2);  // seed rows not duplicated
+}
+
+TEST_F(SqliteStoreTest, RefusesDatabaseWithNewerSchema) {
+  {
+    SqliteStore store(Settings(), clock_);
+    ASSERT_TRUE(store.Start().ok());
+  }
+  const int64_t future = SqliteDb::KnownSchemaVersion() + 1;
+  ExecRaw("INSERT INTO schema_migrations(version, applied_at) VALUES(" + std::to_string(future) +
+          ", 0)");
+  SqliteStore store(Settings(), clock_);
+  Status st = store.Start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kPermanent);
+  EXPECT_NE(st.error().message.find("newer than this binary"), std::string::npos)
+      << st.error().message;
+  EXPECT_EQ(store.GetUser(UserId("u")).error().code, Errc::kUnavailable);
+  EXPECT_EQ(CountRows("SELECT MAX(version) FROM schema_migrations"), future);
+}
+
+TEST_F(SqliteStoreTest, RejectsBadSettings) {
+  auto s = Settings();
+  s.synchronous = "OFF";
+  SqliteStore store(s, clock_);
+  EXPECT_EQ(store.Start().error().code, Errc::kInvalidArgument);
+  SqliteSettings empty;
+  SqliteStore store2(empty, clock_);
+  EXPECT_EQ(store2.Start().error().code, Errc::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, SynchronousNormalWorks) {
+  auto s = Settings();
+  s.synchronous = "NORMAL";
+  SqliteStore store(s, clock_);
+  ASSERT_TRUE(store.Start().ok());
+  ASSERT_TRUE(store.EnsureUser(UserId("u"), Tier::kFree).ok());
+}
+
+TEST_F(SqliteStoreTest, GroupCommitManyConcurrentCreateJobs) {
+  constexpr int kThreads = 64;
+  constexpr int kPerThread = 200;
+  SqliteStore store(Settings(), clock_);
+  ASSERT_TRUE(store.Start().ok());
+  SqliteJobQueue queue(store);
+  const int64_t commits_before = store.db().CommittedTransactions();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string user = "user" + std::to_string(t);
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string id = "job_" + std::to_string(t) + "_" + std::to_string(i);
+        IdempotencyRecord idem;
+        idem.user = UserId(user);
+        idem.key = "key-" + id;
+        idem.status_code = 202;
+        if (!store.CreateJob(MakeJob(user, id), Msg(user, "dedup-" + id), &idem).ok()) ++failures;
+      }
+    });
+  }
+  // Readers run concurrently on the read pool while the writer commits.
+  std::atomic<bool> writers_done{false};
+  std::atomic<int> read_failures{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 6; ++r) {
+    readers.emplace_back([&, r] {
+      while (!writers_done.load()) {
+        if (!queue.Stats().ok()) ++read_failures;
+        auto j = store.GetJob(UserId("user" + std::to_string(r)),
+                              JobId("job_" + std::to_string(r) + "_0"));
+        if (!j.ok() && j.error().code != Errc::kNotFound) ++read_failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  writers_done = true;
+  for (auto& th : readers) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(read_failures.load(), 0);
+  const int64_t writes = int64_t{kThreads} * kPerThread;
+  const int64_t commits = store.db().CommittedTransactions() - commits_before;
+  std::printf("group commit: %lld writes in %lld commits (%.1f writes/commit)\n",
+              static_cast<long long>(writes), static_cast<long long>(commits),
+              static_cast<double>(writes) / static_cast<double>(commits));
+  EXPECT_GT(commits, 0);
+  EXPECT_LT(commits * 4, writes);  // far fewer commits than writes
+  auto stats = queue.Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->visible, writes);
+  EXPECT_EQ(stats->enqueued_total, writes);
+  store.Stop();
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM jobs"), writes);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM idempotency"), writes);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM queue_messages"), writes);
+}
+
+// Holds the writer inside a closure until released, so later submissions share one batch.
+struct WriterGate {
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> release_f = release.get_future().share();
+  SqliteDb::WriteFn Closure() {
+    return [this](sqlite3*) -> Status {
+      entered.set_value();
+      release_f.wait();
+      return {};
+    };
+  }
+};
+
+Status Insert(sqlite3* db, const std::string& table, int v) {
+  Stmt s(db, "INSERT INTO " + table + "(v) VALUES(?)");
+  s.Bind(1, v);
+  return s.Exec();
+}
+
+TEST_F(SqliteStoreTest, FailingClosureRollsBackOnlyItselfWithinABatch) {
+  SqliteStore store(Settings(), clock_);
+  ASSERT_TRUE(store.Start().ok());
+  SqliteDb& db = store.db();
+  ASSERT_TRUE(db.Write([](sqlite3* c) { return ExecSql(c, "CREATE TABLE t(v INTEGER)"); }).ok());
+
+  WriterGate gate;
+  auto blocker = db.SubmitWrite(gate.Closure());
+  gate.entered.get_future().wait();
+  const int64_t commits_before = db.CommittedTransactions();
+  auto a = db.SubmitWrite([](sqlite3* c) { return Insert(c, "t", 1); });
+  auto b = db.SubmitWrite([](sqlite3* c) -> Status {
+    if (Status st = Insert(c, "t", 2); !st.ok()) return st;  // written, then rolled back
+    return MakeError(Errc::kConflict, "closure b fails");
+  });
+  auto bad_sql = db.SubmitWrite([](sqlite3* c) { return Insert(c, "no_such_table", 3); });
+  auto d = db.SubmitWrite([](sqlite3* c) { return Insert(c, "t", 4); });
+  gate.release.set_value();
+
+  EXPECT_TRUE(blocker.get().ok());
+  EXPECT_TRUE(a.get().ok());
+  Status bst = b.get();
+  ASSERT_FALSE(bst.ok());
+  EXPECT_EQ(bst.error().code, Errc::kConflict);
+  EXPECT_FALSE(bad_sql.get().ok());
+  EXPECT_TRUE(d.get().ok());
+  // The blocker's batch, then one batch for a, b, bad_sql and d.
+  EXPECT_EQ(db.CommittedTransactions() - commits_before, 2);
+  store.Stop();
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM t"), 2);
+  EXPECT_EQ(CountRows("SELECT SUM(v) FROM t"), 5);  // 1 + 4
+}
+
+TEST_F(SqliteStoreTest, FailedCommitFailsEveryClosureOfTheBatch) {
+  SqliteStore store(Settings(), clock_);
+  ASSERT_TRUE(store.Start().ok());
+  SqliteDb& db = store.db();
+  ASSERT_TRUE(db.Write([](sqlite3* c) {
+                  return ExecSql(c,
+                                 "CREATE TABLE t(v INTEGER);"
+                                 "CREATE TABLE parent(id INTEGER PRIMARY KEY);"
+                                 "CREATE TABLE child(v INTEGER REFERENCES parent(id) "
+                                 "DEFERRABLE INITIALLY DEFERRED)");
+                }).ok());
+  WriterGate gate;
+  auto blocker = db.SubmitWrite(gate.Closure());
+  gate.entered.get_future().wait();
+  auto a = db.SubmitWrite([](sqlite3* c) { return Insert(c, "t", 1); });
+  // A deferred foreign-key violation passes the statement and fails only at COMMIT.
+  auto b = db.SubmitWrite([](sqlite3* c) { return Insert(c, "child", 42); });
+  gate.release.set_value();
+  EXPECT_TRUE(blocker.get().ok());
+  Status ast = a.get();
+  Status bst = b.get();
+  EXPECT_FALSE(ast.ok());
+  EXPECT_FALSE(bst.ok());
+  EXPECT_NE(ast.error().message.find("group commit failed"), std::string::npos)
+      << ast.error().message;
+  // The writer recovers: the next write commits normally.
+  EXPECT_TRUE(db.Write([](sqlite3* c) { return Insert(c, "t", 7); }).ok());
+  store.Stop();
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM t"), 1);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM child"), 0);
+}
+
+TEST_F(SqliteStoreTest, StopDrainsQueuedWritesThenRefusesNewOnes) {
+  constexpr int kQueued = 100;
+  SqliteStore store(Settings(), clock_);
+  ASSERT_TRUE(store.Start().ok());
+  SqliteDb& db = store.db();
+  ASSERT_TRUE(db.Write([](sqlite3* c) { return ExecSql(c, "CREATE TABLE t(v INTEGER)"); }).ok());
+  WriterGate gate;
+  auto blocker = db.SubmitWrite(gate.Closure());
+  gate.entered.get_future().wait();
+  std::vector<std::future<Status>> futures;
+  for (int i = 0; i < kQueued; ++i) {
+    futures.push_back(db.SubmitWrite([i](sqlite3* c) { return Insert(c, "t", i); }));
+  }
+  std::thread stopper([&] { store.Stop(); });
+  gate.release.set_value();
+  stopper.join();
+  EXPECT_TRUE(blocker.get().ok());
+  for (auto& f : futures) EXPECT_TRUE(f.get().ok());
+  EXPECT_EQ(db.Write([](sqlite3* c) { return Insert(c, "t", -1); }).error().code,
+            Errc::kUnavailable);
+  EXPECT_EQ(store.Ping().error().code, Errc::kUnavailable);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM t"), kQueued);
+}
+
+TEST_F(SqliteStoreTest, ErrorsMapToErrc) {
+  EXPECT_EQ(SqliteError(nullptr, SQLITE_BUSY, "x").code, Errc::kRetryable);
+  EXPECT_EQ(SqliteError(nullptr, SQLITE_LOCKED, "x").code, Errc::kRetryable);
+  EXPECT_EQ(SqliteError(nullptr, SQLITE_IOERR_FSYNC, "x").code, Errc::kUnavailable);
+  EXPECT_EQ(SqliteError(nullptr, SQLITE_CONSTRAINT_PRIMARYKEY, "x").code, Errc::kAlreadyExists);
+  EXPECT_EQ(SqliteError(nullptr, SQLITE_CONSTRAINT_UNIQUE, "x").code, Errc::kAlreadyExists);
+  EXPECT_EQ(SqliteError(nullptr, SQLITE_CONSTRAINT_FOREIGNKEY, "x").code, Errc::kConflict);
+  EXPECT_EQ(SqliteError(nullptr, SQLITE_CORRUPT, "x").code, Errc::kInternal);
+}
+
+TEST_F(SqliteStoreTest, PurgeIdempotencyWorksInBatchesAcrossManyRecords) {
+  SqliteStore store(Settings(), clock_);
+  ASSERT_TRUE(store.Start().ok());
+  ASSERT_TRUE(store.EnsureUser(UserId("u"), Tier::kFree).ok());
+  const int64_t old_ms = ToUnixMillis(clock_.Now() - std::chrono::hours{48});
+  ASSERT_TRUE(
+      store.db()
+          .Write([&](sqlite3* c) -> Status {
+            for (int i = 0; i < 2500; ++i) {
+              Stmt s(
+                  c,
+                  "INSERT INTO idempotency(user_id, key, request_hash, status_code, response_body, "
+                  "created_at) VALUES('u', ?, '', 200, '', ?)");
+              s.Bind(1, "k" + std::to_string(i)).Bind(2, old_ms);
+              if (Status st = s.Exec(); !st.ok()) return st;
+            }
+            return {};
+          })
+          .ok());
+  const int64_t commits_before = store.db().CommittedTransactions();
+  auto n = store.PurgeIdempotencyBefore(clock_.Now() - std::chrono::hours{24});
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2500);
+  EXPECT_GE(store.db().CommittedTransactions() - commits_before, 3);  // 1000 + 1000 + 500
+}
+
+}  // namespace
+}  // namespace syncwell::store
