@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -35,6 +36,8 @@ Result<std::unique_ptr<store::SqliteStore>> OpenStore(const config::Settings& s,
   ss.data_dir = s.storage.data_dir;
   ss.synchronous = s.storage.synchronous;
   ss.dedup_window = std::chrono::duration_cast<std::chrono::seconds>(s.api.dedup_window);
+  // One read connection per handler thread (bounded) so readers never queue for a connection.
+  ss.read_connections = static_cast<size_t>(std::clamp(s.server.handler_threads, 2, 32));
   ss.idempotency_retention =
       std::chrono::duration_cast<std::chrono::hours>(s.api.idempotency_retention);
   auto store = std::make_unique<store::SqliteStore>(ss, clock);

@@ -64,7 +64,15 @@ class Server:
         return self.stop(signal.SIGKILL)
 
     def cleanup(self):
-        self.stop()
+        rc = self.stop()
+        # Sanitizer builds: any report in the server's log fails the test that owned the server.
+        with open(self.log_path, errors="replace") as f:
+            log = f.read()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ThreadSanitizer"):
+            if marker in log:
+                raise AssertionError(f"sanitizer report in {self.log_path}:\n" + log[log.index(marker) - 200:][:4000])
+        if rc not in (None, 0):
+            raise AssertionError(f"server exited with {rc} on SIGTERM; log tail:\n" + log[-3000:])
         if self.own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

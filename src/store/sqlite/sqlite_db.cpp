@@ -330,8 +330,8 @@ Status SqliteDb::OpenConnection(sqlite3** out, bool writer) {
     // A larger WAL between checkpoints lets a hot page be copied to the main file once per
     // checkpoint rather than after nearly every group commit; a larger cache avoids re-reading
     // index pages that random keys (uuids) spread over the whole tree.
-    pragmas += "PRAGMA journal_mode=WAL; PRAGMA synchronous=" + settings_.synchronous +
-               "; PRAGMA wal_autocheckpoint=" + std::to_string(settings_.wal_autocheckpoint_pages) +
+    pragmas += "PRAGMA page_size=" + std::to_string(settings_.page_size) +
+               "; PRAGMA journal_mode=WAL; PRAGMA synchronous=" + settings_.synchronous +
                "; PRAGMA cache_size=-" + std::to_string(settings_.writer_cache_kib) + ";";
   } else {
     pragmas += "PRAGMA query_only=ON;";
@@ -442,8 +442,53 @@ Status SqliteDb::Start() {
     std::lock_guard lock(mu_);
     accepting_ = true;
   }
+  if (Status st = OpenConnection(&checkpoint_conn_, false); !st.ok()) {
+    CloseAll();
+    return st;
+  }
+  if (Status st = ExecSql(checkpoint_conn_, "PRAGMA query_only=OFF;"); !st.ok()) {
+    CloseAll();
+    return st;
+  }
+  // Replaces SQLite's automatic checkpoint on the writer connection (see wal_checkpoint_frames).
+  sqlite3_wal_hook(writer_conn_, &SqliteDb::WalHook, this);
+  {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_stop_ = false;
+  }
+  checkpointer_ = std::thread([this] { CheckpointerLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
   return {};
+}
+
+int SqliteDb::WalHook(void* self, sqlite3*, const char*, int frames) {
+  auto* db = static_cast<SqliteDb*>(self);
+  if (frames >= db->settings_.wal_checkpoint_frames) {
+    {
+      std::lock_guard lock(db->ckpt_mu_);
+      db->ckpt_wanted_ = true;
+    }
+    db->ckpt_cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void SqliteDb::CheckpointerLoop() {
+  std::unique_lock lock(ckpt_mu_);
+  while (!ckpt_stop_) {
+    ckpt_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return ckpt_wanted_ || ckpt_stop_; });
+    if (ckpt_stop_) break;
+    ckpt_wanted_ = false;
+    lock.unlock();
+    int log_frames = 0, done_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                       &log_frames, &done_frames);
+    if (rc == SQLITE_OK)
+      checkpoints_.fetch_add(1);
+    else if (rc != SQLITE_BUSY)
+      log::Warn("sqlite checkpoint failed", {{"error", sqlite3_errmsg(checkpoint_conn_)}});
+    lock.lock();
+  }
 }
 
 void SqliteDb::Stop() {
@@ -455,6 +500,12 @@ void SqliteDb::Stop() {
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_stop_ = true;
+  }
+  ckpt_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  {
     std::unique_lock lock(read_mu_);
     readers_open_ = false;
     read_cv_.notify_all();
@@ -464,6 +515,10 @@ void SqliteDb::Stop() {
 }
 
 void SqliteDb::CloseAll() {
+  if (checkpoint_conn_) {
+    CloseConn(checkpoint_conn_);
+    checkpoint_conn_ = nullptr;
+  }
   for (sqlite3* c : all_readers_) CloseConn(c);
   all_readers_.clear();
   {
@@ -576,12 +631,19 @@ sqlite3* SqliteDb::AcquireReader() {
 }
 
 void SqliteDb::ReleaseReader(sqlite3* c) {
+  bool open;
   {
     std::lock_guard lock(read_mu_);
     free_readers_.push_back(c);
     --readers_leased_;
+    open = readers_open_;
   }
-  read_cv_.notify_all();
+  // One connection came back: wake one waiter (waking all of them is a futex storm with many
+  // handler threads). While stopping, Stop() waits for leased == 0 and must be woken too.
+  if (open)
+    read_cv_.notify_one();
+  else
+    read_cv_.notify_all();
 }
 
 }  // namespace syncwell::store

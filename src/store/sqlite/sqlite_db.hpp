@@ -47,7 +47,14 @@ struct SqliteSettings {
   std::string file_name = "syncwell.db";
   std::chrono::milliseconds busy_timeout{5000};
   size_t read_connections = 4;
-  int64_t wal_autocheckpoint_pages = 8000;       // ~32 MB of WAL between automatic checkpoints
+  // The writer never checkpoints (a checkpoint copies pages to the main file and fsyncs it, which
+  // stalled group commits for hundreds of ms); a background thread with its own connection runs
+  // PASSIVE checkpoints once the WAL holds this many frames, concurrently with the writer.
+  int64_t wal_checkpoint_frames = 20000;
+  // Page size of a NEW database (existing files keep theirs). Small pages: every job touches a
+  // few random index leaves (uuid keys), and WAL writes whole pages, so 1 KiB pages write ~4x
+  // fewer bytes per job than 4 KiB (measured +30% intake).
+  int page_size = 1024;
   int64_t writer_cache_kib = 32768;              // page cache of the writer connection
   std::chrono::hours idempotency_retention{24};  // older records are ignored (SPEC S2: >= 24 h)
 };
@@ -172,6 +179,20 @@ class SqliteDb {
   bool readers_open_ = false;
   size_t readers_leased_ = 0;
 
+  void CheckpointerLoop();
+  static int WalHook(void* self, sqlite3* db, const char* name, int frames);
+  std::thread checkpointer_;
+  sqlite3* checkpoint_conn_ = nullptr;
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_wanted_ = false;
+  bool ckpt_stop_ = false;
+  std::atomic<int64_t> checkpoints_{0};
+
+ public:
+  int64_t Checkpoints() const { return checkpoints_.load(); }
+
+ private:
   std::atomic<int64_t> commits_{0};
   std::atomic<int64_t> writes_{0};
 };
