@@ -19,6 +19,9 @@ cmake --preset release >/dev/null
 cmake --build --preset release -j "$JOBS"
 ctest --preset release -j "$JOBS"
 
+echo "== clang-tidy" >&2
+scripts/check-tidy.sh build/release
+
 if [[ "${SYNCWELL_SKIP_SANITIZERS:-0}" != 1 ]]; then
   echo "== ASan/UBSan build + tests" >&2
   cmake --preset dev >/dev/null

@@ -190,12 +190,12 @@ int RunServe(const config::Settings& s) {
   VerifierAuthenticator authenticator(*verifier);
 
   obs::Registry metrics;
-  metrics.AddGauge("syncwell_auth_decision_cache_hits",
-                   "Token decisions answered from the cache (counter)",
-                   [&] { return static_cast<double>(verifier->cache_hits()); });
-  metrics.AddGauge("syncwell_auth_decision_cache_misses",
-                   "Token decisions that needed a signature check (counter)",
-                   [&] { return static_cast<double>(verifier->cache_misses()); });
+  metrics.AddCounterFn("syncwell_auth_decision_cache_hits_total",
+                       "Token decisions answered from the cache",
+                       [&] { return static_cast<double>(verifier->cache_hits()); });
+  metrics.AddCounterFn("syncwell_auth_decision_cache_misses_total",
+                       "Token decisions that needed a signature check",
+                       [&] { return static_cast<double>(verifier->cache_misses()); });
   metrics.AddGauge("syncwell_auth_decision_cache_hit_ratio",
                    "Hit ratio of the token decision cache", [&] {
                      double h = static_cast<double>(verifier->cache_hits()),

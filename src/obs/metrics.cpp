@@ -56,6 +56,15 @@ void Registry::AddGauge(const std::string& name, const std::string& help,
   f.gauges[labels] = std::move(read);
 }
 
+void Registry::AddCounterFn(const std::string& name, const std::string& help,
+                            std::function<double()> read, const std::string& labels) {
+  std::lock_guard lock(mu_);
+  auto& f = families_[name];
+  f.help = help;
+  f.type = "counter";
+  f.gauges[labels] = std::move(read);
+}
+
 static std::string Num(double v) {
   if (std::isinf(v)) return "+Inf";
   char buf[64];

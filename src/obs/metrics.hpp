@@ -52,6 +52,9 @@ class Registry {
   // A gauge read when /metrics is rendered.
   void AddGauge(const std::string& name, const std::string& help, std::function<double()> read,
                 const std::string& labels = "");
+  // A counter whose value lives elsewhere (e.g. an atomic in another component), read at render.
+  void AddCounterFn(const std::string& name, const std::string& help, std::function<double()> read,
+                    const std::string& labels = "");
   std::string Render() const;
 
  private:

@@ -173,23 +173,23 @@ class ApiTest(unittest.TestCase):
         m = self.s.metrics()
         self.assertGreaterEqual(m['syncwell_http_requests_total{route="GET /v1/connections",status="200"}'], 3)
         self.assertIn('syncwell_http_request_duration_seconds_bucket{route="GET /v1/connections",le="0.0005"}', m)
-        self.assertGreater(m["syncwell_auth_decision_cache_hits"], 0)
+        self.assertGreater(m["syncwell_auth_decision_cache_hits_total"], 0)
 
     def test_jwks_drop_forgets_cached_decisions(self):
         tok = self.s.token("carol")
         self.s.request("GET", "/v1/connections", token=tok)
-        misses = self.s.metrics()["syncwell_auth_decision_cache_misses"]
+        misses = self.s.metrics()["syncwell_auth_decision_cache_misses_total"]
         self.s.request("GET", "/v1/connections", token=tok)
-        self.assertEqual(self.s.metrics()["syncwell_auth_decision_cache_misses"], misses)
+        self.assertEqual(self.s.metrics()["syncwell_auth_decision_cache_misses_total"], misses)
         out = self.s.admin("admin", "jwks", "drop", dev_kid(self.s.data_dir)).stdout
         self.assertIn("dropped", out)
         deadline = time.time() + 10
         while time.time() < deadline:
             self.s.request("GET", "/v1/connections", token=tok)
-            if self.s.metrics()["syncwell_auth_decision_cache_misses"] > misses:
+            if self.s.metrics()["syncwell_auth_decision_cache_misses_total"] > misses:
                 break
             time.sleep(0.2)
-        self.assertGreater(self.s.metrics()["syncwell_auth_decision_cache_misses"], misses)
+        self.assertGreater(self.s.metrics()["syncwell_auth_decision_cache_misses_total"], misses)
 
 
 class LifecycleTest(unittest.TestCase):

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs clang-tidy (Debian 12's clang-tidy 14, checks in .clang-tidy) over every project source
+# file in src/ using the release build's compile_commands.json. Prints every finding; fails only
+# on the short WarningsAsErrors list of .clang-tidy (STYLE §16), so advice never blocks a build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build/release}
+[[ -f "$BUILD/compile_commands.json" ]] || { echo "check-tidy: configure $BUILD first" >&2; exit 2; }
+files=$(git ls-files 'src/*.cpp' 2>/dev/null || find src -name '*.cpp')
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+# Two at a time: each clang-tidy run parses Boost headers (2-6 s per file).
+printf '%s\n' $files | xargs -P "${JOBS:-$(nproc)}" -n 1 clang-tidy -p "$BUILD" --quiet > "$out" 2>/dev/null || true
+warnings=$(grep -cE "^/.*warning:" "$out" || true)
+if grep -qE "^/.*error:" "$out"; then
+  grep -E "^/.*error:" -A3 "$out" >&2
+  echo "check-tidy: $(grep -cE '^/.*error:' "$out") error(s), $warnings warning(s)" >&2
+  exit 1
+fi
+if [[ "${TIDY_VERBOSE:-0}" == 1 ]]; then grep -E "^/.*warning:" "$out" >&2 || true; fi
+echo "tidy ok ($(echo "$files" | wc -w) files, $warnings advisory warning(s); TIDY_VERBOSE=1 lists them)" >&2
