@@ -5,6 +5,7 @@
 #include "api/json_util.hpp"
 #include "api/problem.hpp"
 #include "api/service_ctx.hpp"
+#include "core/log.hpp"
 #include "core/random.hpp"
 #include "providers/capabilities.hpp"
 
@@ -14,6 +15,11 @@ namespace json = boost::json;
 using store::IdempotencyRecord;
 
 HttpResponse StoreFailure(ApiService::Ctx& ctx, const Error& e) {
+  if (e.code != Errc::kNotFound && e.code != Errc::kConflict && e.code != Errc::kAlreadyExists) {
+    log::Warn(
+        "store call failed",
+        {{"request_id", ctx.req.request_id}, {"code", ErrcName(e.code)}, {"error", e.message}});
+  }
   switch (e.code) {
     case Errc::kNotFound:
       return Problem(404, code::kNotFound, e.message);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/log.hpp"
+#include "store/sqlite/wal_buffer_vfs.hpp"
 
 namespace syncwell::store {
 namespace {
@@ -317,7 +318,12 @@ std::string SqliteDb::path() const {
 Status SqliteDb::OpenConnection(sqlite3** out, bool writer) {
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (writer ? SQLITE_OPEN_CREATE : 0);
-  int rc = sqlite3_open_v2(path().c_str(), &db, flags, nullptr);
+  // The writer's WAL appends go through the coalescing shim (one pwrite per commit), which is
+  // only safe when every commit syncs the WAL (see wal_buffer_vfs.hpp).
+  const char* vfs = writer && settings_.coalesce_wal_writes && settings_.synchronous == "FULL"
+                        ? WalBufferVfsName()
+                        : nullptr;
+  int rc = sqlite3_open_v2(path().c_str(), &db, flags, vfs);
   if (rc != SQLITE_OK) {
     Error e = SqliteError(db, rc, "open " + path());
     sqlite3_close_v2(db);

@@ -55,6 +55,8 @@ struct SqliteSettings {
   // few random index leaves (uuid keys), and WAL writes whole pages, so 1 KiB pages write ~4x
   // fewer bytes per job than 4 KiB (measured +30% intake).
   int page_size = 1024;
+  // Writer WAL appends coalesced into one write per commit (FULL only; wal_buffer_vfs.hpp).
+  bool coalesce_wal_writes = true;
   int64_t writer_cache_kib = 32768;              // page cache of the writer connection
   std::chrono::hours idempotency_retention{24};  // older records are ignored (SPEC S2: >= 24 h)
 };
