@@ -254,11 +254,8 @@ class HttpServer::Impl {
         request_id = RandomToken(8);
       }
       if (hdr.has_content_length() && parser.content_length().value_or(0) > limit) {
-        co_await Write(stream,
-                       Problem(413, code::kPayloadTooLarge,
-                               "body larger than " + std::to_string(limit) + " bytes"),
-                       version, false, request_id, std::string(hdr.method_string()), started, 0);
-        co_await LingeringClose(stream);
+        co_await RejectTooLarge(stream, limit, version, request_id,
+                                std::string(hdr.method_string()), started);
         co_return;
       }
       parser.body_limit(limit);
@@ -273,11 +270,8 @@ class HttpServer::Impl {
         auto [bec, bn] =
             co_await http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable));
         if (bec == http::error::body_limit) {
-          co_await Write(stream,
-                         Problem(413, code::kPayloadTooLarge,
-                                 "body larger than " + std::to_string(limit) + " bytes"),
-                         version, false, request_id, std::string(hdr.method_string()), started, 0);
-          co_await LingeringClose(stream);
+          co_await RejectTooLarge(stream, limit, version, request_id,
+                                  std::string(hdr.method_string()), started);
           co_return;
         }
         if (bec) {
@@ -324,6 +318,16 @@ class HttpServer::Impl {
       state.busy = false;
       if (!ok || !keep) co_return;
     }
+  }
+
+  awaitable<void> RejectTooLarge(beast::tcp_stream& stream, size_t limit, unsigned version,
+                                 const std::string& request_id, const std::string& method,
+                                 std::chrono::steady_clock::time_point started) {
+    co_await Write(stream,
+                   Problem(413, code::kPayloadTooLarge,
+                           "body larger than " + std::to_string(limit) + " bytes"),
+                   version, false, request_id, method, started, 0);
+    co_await LingeringClose(stream);
   }
 
   // After an early error response (413) the client may still be sending its body; closing at once

@@ -15,54 +15,17 @@
 #include "auth/dev_issuer.hpp"
 #include "auth/jwks.hpp"
 #include "core/clock.hpp"
+#include "fakes/fake_jwks_source.hpp"
+#include "support/temp_dir.hpp"
 
 namespace syncwell::auth {
 namespace {
 
 using std::chrono::seconds;
 
-std::string MakeTempDir() {
-  std::string tmpl = ::testing::TempDir() + "jwks-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  return tmpl;
-}
+std::string MakeTempDir() { return test_support::MakeTempDir("jwks"); }
 
-// Serves a settable JWKS document and counts fetches. `on_fetch` runs inside Fetch (to simulate
-// something happening while a fetch is in flight).
-class FakeJwksSource final : public JwksSource {
- public:
-  Result<std::string> Fetch() override {
-    std::lock_guard lock(mu_);
-    ++fetches_;
-    if (on_fetch_) on_fetch_();
-    if (fail_) return MakeError(Errc::kUnavailable, "idp down");
-    return body_;
-  }
-  void Set(std::string body) {
-    std::lock_guard lock(mu_);
-    body_ = std::move(body);
-    fail_ = false;
-  }
-  void Fail() {
-    std::lock_guard lock(mu_);
-    fail_ = true;
-  }
-  void OnFetch(std::function<void()> f) {
-    std::lock_guard lock(mu_);
-    on_fetch_ = std::move(f);
-  }
-  int fetches() const {
-    std::lock_guard lock(mu_);
-    return fetches_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::string body_;
-  bool fail_ = false;
-  int fetches_ = 0;
-  std::function<void()> on_fetch_;
-};
+using fakes::FakeJwksSource;
 
 // Extracts the single JWK object text from a DevIssuer JWKS ({"keys":[<jwk>]}).
 std::string JwkOf(const DevIssuer& issuer) {

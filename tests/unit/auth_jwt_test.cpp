@@ -17,6 +17,8 @@
 #include "auth/jwks.hpp"
 #include "auth/jwt.hpp"
 #include "core/clock.hpp"
+#include "fakes/fake_jwks_source.hpp"
+#include "support/temp_dir.hpp"
 
 namespace syncwell::auth {
 namespace {
@@ -24,40 +26,9 @@ namespace {
 namespace json = boost::json;
 using std::chrono::seconds;
 
-std::string MakeTempDir() {
-  std::string tmpl = ::testing::TempDir() + "jwt-XXXXXX";
-  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  return tmpl;
-}
+std::string MakeTempDir() { return test_support::MakeTempDir("jwt"); }
 
-class FakeJwksSource final : public JwksSource {
- public:
-  Result<std::string> Fetch() override {
-    std::lock_guard lock(mu_);
-    ++fetches_;
-    if (fail_) return MakeError(Errc::kUnavailable, "idp down");
-    return body_;
-  }
-  void Set(std::string body) {
-    std::lock_guard lock(mu_);
-    body_ = std::move(body);
-    fail_ = false;
-  }
-  void Fail() {
-    std::lock_guard lock(mu_);
-    fail_ = true;
-  }
-  int fetches() const {
-    std::lock_guard lock(mu_);
-    return fetches_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::string body_;
-  bool fail_ = false;
-  int fetches_ = 0;
-};
+using fakes::FakeJwksSource;
 
 class JwtTest : public ::testing::Test {
  protected:
