@@ -5,12 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build/release}
+command -v clang-tidy >/dev/null || { echo "check-tidy: clang-tidy is not installed (scripts/install-deps.sh)" >&2; exit 2; }
 [[ -f "$BUILD/compile_commands.json" ]] || { echo "check-tidy: configure $BUILD first" >&2; exit 2; }
 files=$(git ls-files 'src/*.cpp' 2>/dev/null || find src -name '*.cpp')
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 # Two at a time: each clang-tidy run parses Boost headers (2-6 s per file).
-printf '%s\n' $files | xargs -P "${JOBS:-$(nproc)}" -n 1 clang-tidy -p "$BUILD" --quiet > "$out" 2>/dev/null || true
+# xargs exits 123 when some clang-tidy run reported findings (fine: judged below) and 124-127
+# when clang-tidy could not run at all (not fine).
+rc=0
+printf '%s\n' $files | xargs -P "${JOBS:-$(nproc)}" -n 1 clang-tidy -p "$BUILD" --quiet > "$out" 2>/dev/null || rc=$?
+if ((rc != 0 && rc != 123)); then
+  echo "check-tidy: clang-tidy failed to run (xargs exit $rc)" >&2
+  exit 2
+fi
 warnings=$(grep -cE "^/.*warning:" "$out" || true)
 if grep -qE "^/.*error:" "$out"; then
   grep -E "^/.*error:" -A3 "$out" >&2

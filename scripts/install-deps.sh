@@ -8,8 +8,8 @@ PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev
   libssl-dev libsqlite3-dev libtomlplusplus-dev libcli11-dev
   libgtest-dev libgmock-dev
-  python3 openssl procps ca-certificates
-  clang-format
+  python3 openssl procps ca-certificates curl
+  clang-format clang-tidy
 )
 if [[ "${1:-}" == "--with-bench" ]]; then PACKAGES+=(wrk); fi
 
