@@ -1,8 +1,9 @@
 #pragma once
 // InMemoryStore: an in-memory fake of store::Store and queue::JobQueue with the same semantics
-// as the SQLite adapter (checked by tests/conformance/store_suite.hpp). For unit tests of
-// handlers. Thread-safe: one mutex guards everything, so each method is one atomic "transaction".
-// Header-only: no library to link.
+// as the SQLite adapter (checked by tests/conformance/store_suite.hpp). The queue part is an
+// InMemoryQueue (fakes/in_memory_queue.hpp, checked by job_queue_suite.hpp) sharing the clock.
+// For unit tests of handlers. Thread-safe: one mutex guards the store part, so each method is
+// one atomic "transaction" (the queue has its own lock, taken inside). Header-only.
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "fakes/in_memory_queue.hpp"
 #include "queue/job_queue.hpp"
 #include "store/store.hpp"
 
@@ -20,30 +22,17 @@ namespace syncwell::fakes {
 
 class InMemoryStore final : public store::Store, public queue::JobQueue {
  public:
-  struct QueueMessage {
-    int64_t id = 0;
-    std::string group_id;
-    std::string dedup_id;
-    queue::Priority priority = queue::Priority::kMedium;
-    std::string body;
-    TimePoint enqueued_at{};
-    TimePoint visible_at{};
-    int receive_count = 0;
-    std::string state = "ready";  // ready | inflight | dlq
-  };
+  using QueueMessage = InMemoryQueue::Message;
 
   explicit InMemoryStore(const Clock& clock,
                          std::chrono::seconds dedup_window = std::chrono::seconds{300},
                          std::chrono::hours idempotency_retention = std::chrono::hours{24})
-      : clock_(clock), dedup_window_(dedup_window), idem_retention_(idempotency_retention) {}
+      : clock_(clock),
+        idem_retention_(idempotency_retention),
+        queue_(clock, QueueSettingsWith(dedup_window)) {}
 
   // Test hooks.
-  std::vector<QueueMessage> Messages() const {
-    std::lock_guard lock(mu_);
-    std::vector<QueueMessage> out;
-    for (const auto& [id, m] : messages_) out.push_back(m);
-    return out;
-  }
+  std::vector<QueueMessage> Messages() const { return queue_.Messages(); }
   // Makes the next mutation fail with `e` (nothing written), to test handler error paths.
   void FailNextWrite(Error e) {
     std::lock_guard lock(mu_);
@@ -217,7 +206,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
       v.created_at = OrNow(v.created_at);
       v.updated_at = OrNow(v.updated_at);
       jobs_.emplace(job.id, v);
-      SendLocked(msg);
+      (void)queue_.Send(msg);  // cannot fail; the store lock makes job + message one step
       return {};
     });
   }
@@ -299,14 +288,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     std::erase_if(configs_, [&](const auto& kv) { return kv.second.user == user; });
     std::erase_if(jobs_, [&](const auto& kv) { return kv.second.user == user; });
     std::erase_if(idem_, [&](const auto& kv) { return kv.first.first == user; });
-    for (auto it = messages_.begin(); it != messages_.end();) {
-      if (it->second.group_id == user.str()) {
-        std::erase_if(dedup_, [&](const auto& kv) { return kv.second.message_id == it->first; });
-        it = messages_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    queue_.PurgeGroup(user.str());
     auto& d = deletions_[user];
     d.user = user;
     if (d.state == store::DeletionState::kNone) d.requested_at = Now();
@@ -333,41 +315,44 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
 
   Status Ping() override { return {}; }
 
-  // ---- JobQueue ----
+  // ---- JobQueue: forwarded to the InMemoryQueue fake (same semantics) ----
   Result<queue::SendOutcome> Send(const queue::OutgoingMessage& m) override {
-    std::lock_guard lock(mu_);
-    if (auto f = TakeFailure()) return *f;
-    return SendLocked(m);
-  }
-  Result<queue::QueueStats> Stats() override {
-    std::lock_guard lock(mu_);
-    queue::QueueStats s;
-    const TimePoint now = Now();
-    std::optional<TimePoint> oldest;
-    for (const auto& [id, m] : messages_) {
-      if (m.state == "ready" && m.visible_at <= now) {
-        ++s.visible;
-        if (!oldest || m.visible_at < *oldest) oldest = m.visible_at;
-      } else if (m.state == "ready") {
-        ++s.delayed;
-      } else if (m.state == "inflight") {
-        ++s.in_flight;
-      } else if (m.state == "dlq") {
-        ++s.dlq;
-      }
+    {
+      std::lock_guard lock(mu_);
+      if (auto f = TakeFailure()) return *f;
     }
-    if (oldest) s.oldest_age_seconds = std::chrono::duration<double>(now - *oldest).count();
-    s.enqueued_total = enqueued_total_;
-    s.deduplicated_total = deduplicated_total_;
-    return s;
+    return queue_.Send(m);
   }
+  Result<queue::QueueStats> Stats() override { return queue_.Stats(); }
+  Result<std::vector<queue::ReceivedMessage>> Receive(const queue::ReceiveOptions& o) override {
+    return queue_.Receive(o);
+  }
+  Status Delete(std::string_view receipt) override { return queue_.Delete(receipt); }
+  Status ChangeVisibility(std::string_view receipt, std::chrono::milliseconds t) override {
+    return queue_.ChangeVisibility(receipt, t);
+  }
+  Status Defer(std::string_view receipt, std::chrono::milliseconds delay,
+               std::string_view reason) override {
+    return queue_.Defer(receipt, delay, reason);
+  }
+  Result<queue::FailOutcome> Fail(std::string_view receipt, std::string_view error,
+                                  std::chrono::milliseconds retry_delay) override {
+    return queue_.Fail(receipt, error, retry_delay);
+  }
+  Result<std::vector<queue::DlqEntry>> DlqList(const queue::DlqListOptions& o) override {
+    return queue_.DlqList(o);
+  }
+  Result<queue::DlqEntry> DlqGet(std::string_view id) override { return queue_.DlqGet(id); }
+  Status DlqRedrive(std::string_view id) override { return queue_.DlqRedrive(id); }
+  Result<int64_t> DlqRedriveAll() override { return queue_.DlqRedriveAll(); }
+  Result<int64_t> DlqPurge() override { return queue_.DlqPurge(); }
 
  private:
-  struct Dedup {
-    int64_t message_id;
-    TimePoint expires_at;
-  };
-
+  static queue::QueueSettings QueueSettingsWith(std::chrono::seconds dedup_window) {
+    queue::QueueSettings s;
+    s.dedup_window = dedup_window;
+    return s;
+  }
   TimePoint Now() const {
     // Millisecond precision, like the SQLite adapter.
     return FromUnixMillis(ToUnixMillis(clock_.Now()));
@@ -405,32 +390,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     return {};
   }
 
-  queue::SendOutcome SendLocked(const queue::OutgoingMessage& m) {
-    const TimePoint now = Now();
-    std::erase_if(dedup_, [&](const auto& kv) { return kv.second.expires_at <= now; });
-    if (!m.dedup_id.empty()) {
-      auto it = dedup_.find(m.dedup_id);
-      if (it != dedup_.end()) {
-        ++deduplicated_total_;
-        return queue::SendOutcome{std::to_string(it->second.message_id), true};
-      }
-    }
-    QueueMessage msg;
-    msg.id = ++last_message_id_;
-    msg.group_id = m.group_id;
-    msg.dedup_id = m.dedup_id;
-    msg.priority = m.priority;
-    msg.body = m.body;
-    msg.enqueued_at = now;
-    msg.visible_at = now + std::max(m.delay, std::chrono::milliseconds{0});
-    messages_.emplace(msg.id, msg);
-    if (!m.dedup_id.empty()) dedup_[m.dedup_id] = Dedup{msg.id, now + dedup_window_};
-    ++enqueued_total_;
-    return queue::SendOutcome{std::to_string(msg.id), false};
-  }
-
   const Clock& clock_;
-  const std::chrono::seconds dedup_window_;
   const std::chrono::hours idem_retention_;
 
   mutable std::mutex mu_;
@@ -443,11 +403,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
   std::map<UserId, store::UserDeletion> deletions_;
   std::vector<ControlEvent> events_;
   int64_t last_seq_ = 0;
-  std::map<int64_t, QueueMessage> messages_;
-  std::map<std::string, Dedup> dedup_;
-  int64_t last_message_id_ = 0;
-  int64_t enqueued_total_ = 0;
-  int64_t deduplicated_total_ = 0;
+  InMemoryQueue queue_;
 };
 
 }  // namespace syncwell::fakes

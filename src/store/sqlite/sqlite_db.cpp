@@ -127,6 +127,38 @@ CREATE TABLE queue_counters(
 ) WITHOUT ROWID;
 INSERT INTO queue_counters(name, value) VALUES ('enqueued_total', 0), ('deduplicated_total', 0);
 )sql",
+      // 2: the full queue (receive, visibility, DLQ; docs/adr/0002-job-queue.md).
+      // due_at: order key within a group (with id); is_head: the one message per group that may
+      // be delivered (maintained by sqlite_job_queue.cpp); deliveries: numbers receipts;
+      // history: failures/expiries/deferrals (queue::EncodeHistory).
+      R"sql(
+ALTER TABLE queue_messages ADD COLUMN due_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_messages ADD COLUMN is_head INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_messages ADD COLUMN deliveries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE queue_messages ADD COLUMN history TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue_messages ADD COLUMN dead_lettered_at INTEGER;
+UPDATE queue_messages SET due_at = visible_at;
+UPDATE queue_messages SET is_head = 1 WHERE id IN (
+  SELECT id FROM (
+    SELECT id, ROW_NUMBER() OVER (PARTITION BY group_id ORDER BY due_at, id) AS rn
+    FROM queue_messages WHERE state <> 'dlq')
+  WHERE rn = 1);
+DROP INDEX queue_messages_ready;
+CREATE INDEX queue_messages_by_state ON queue_messages(state, visible_at);
+CREATE INDEX queue_messages_group_order ON queue_messages(group_id, due_at, id)
+  WHERE state <> 'dlq';
+CREATE UNIQUE INDEX queue_messages_group_head ON queue_messages(group_id) WHERE is_head = 1;
+CREATE INDEX queue_messages_heads ON queue_messages(priority, visible_at, id) WHERE is_head = 1;
+CREATE INDEX queue_messages_dlq ON queue_messages(id) WHERE state = 'dlq';
+
+CREATE TABLE queue_delivery_counters(
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO queue_delivery_counters(name, value) VALUES
+  ('delivered_total', 0), ('redelivered_total', 0), ('dead_lettered_total', 0),
+  ('deferred_total', 0), ('redriven_total', 0);
+)sql",
   };
   return kMigrations;
 }

@@ -1,11 +1,16 @@
 #include "store/sqlite/sqlite_job_queue.hpp"
 
+#include <algorithm>
 #include <optional>
+#include <tuple>
 
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace syncwell::store {
 namespace {
+
+using queue::HistoryEntry;
+using queue::HistoryKind;
 
 // Expired dedup rows are removed a few at a time on every send, so the table stays bounded by
 // the send rate times the window without a separate sweeper.
@@ -15,6 +20,175 @@ Status BumpCounter(sqlite3* db, const char* name) {
   Stmt s(db, "UPDATE queue_counters SET value = value + 1 WHERE name = ?");
   s.Bind(1, name);
   return s.Exec();
+}
+
+Status AddDeliveryCounter(sqlite3* db, const char* name, int64_t n) {
+  if (n == 0) return {};
+  Stmt s(db, "UPDATE queue_delivery_counters SET value = value + ? WHERE name = ?");
+  s.Bind(1, n).Bind(2, name);
+  return s.Exec();
+}
+
+// One queue_messages row.
+struct Row {
+  int64_t id = 0;
+  std::string group_id;
+  std::string dedup_id;
+  queue::Priority priority = queue::Priority::kMedium;
+  std::string body;
+  int64_t enqueued_at = 0;
+  int64_t due_at = 0;
+  int64_t visible_at = 0;
+  int receive_count = 0;
+  int64_t deliveries = 0;
+  std::string state;
+  bool is_head = false;
+  std::vector<HistoryEntry> history;
+  int64_t dead_lettered_at = 0;
+};
+
+constexpr const char* kRowCols =
+    "id, group_id, dedup_id, priority, body, enqueued_at, due_at, visible_at, receive_count, "
+    "deliveries, state, is_head, history, COALESCE(dead_lettered_at, 0)";
+
+Row ReadRow(const Stmt& s, bool with_body) {
+  Row r;
+  r.id = s.Int(0);
+  r.group_id = s.Text(1);
+  r.dedup_id = s.Text(2);
+  const int64_t p = s.Int(3);
+  r.priority =
+      p <= 0 ? queue::Priority::kHigh : (p == 1 ? queue::Priority::kMedium : queue::Priority::kLow);
+  if (with_body) r.body = s.Blob(4);
+  r.enqueued_at = s.Int(5);
+  r.due_at = s.Int(6);
+  r.visible_at = s.Int(7);
+  r.receive_count = static_cast<int>(s.Int(8));
+  r.deliveries = s.Int(9);
+  r.state = s.Text(10);
+  r.is_head = s.Int(11) != 0;
+  r.history = queue::DecodeHistory(s.Text(12));
+  r.dead_lettered_at = s.Int(13);
+  return r;
+}
+
+Result<std::optional<Row>> LoadRow(sqlite3* db, int64_t id, bool with_body) {
+  Stmt q(db, std::string("SELECT ") + kRowCols + " FROM queue_messages WHERE id = ?");
+  q.Bind(1, id);
+  auto row = q.Step();
+  if (!row.ok()) return row.error();
+  if (!*row) return std::optional<Row>{};
+  return std::optional<Row>(ReadRow(q, with_body));
+}
+
+// Makes the group's head flag right after a change of its messages: the head is the first
+// non-dead-lettered message in (due_at, id) order, except that a held (in-flight) head is never
+// displaced (a redriven message may sort before it). Two index lookups.
+Status FixHead(sqlite3* db, const std::string& group) {
+  std::optional<int64_t> cur;
+  bool cur_held = false;
+  {
+    Stmt q(db, "SELECT id, state FROM queue_messages WHERE group_id = ? AND is_head = 1");
+    q.Bind(1, group);
+    auto row = q.Step();
+    if (!row.ok()) return row.error();
+    if (*row) {
+      cur = q.Int(0);
+      cur_held = q.Text(1) == "inflight";
+    }
+  }
+  if (cur && cur_held) return {};
+  std::optional<int64_t> first;
+  {
+    Stmt q(db,
+           "SELECT id FROM queue_messages WHERE group_id = ? AND state <> 'dlq' "
+           "ORDER BY due_at, id LIMIT 1");
+    q.Bind(1, group);
+    auto row = q.Step();
+    if (!row.ok()) return row.error();
+    if (*row) first = q.Int(0);
+  }
+  if (cur == first) return {};
+  if (cur) {
+    Stmt u(db, "UPDATE queue_messages SET is_head = 0 WHERE id = ?");
+    u.Bind(1, *cur);
+    if (Status st = u.Exec(); !st.ok()) return st;
+  }
+  if (first) {
+    Stmt u(db, "UPDATE queue_messages SET is_head = 1 WHERE id = ?");
+    u.Bind(1, *first);
+    if (Status st = u.Exec(); !st.ok()) return st;
+  }
+  return {};
+}
+
+// Loads the message held under `receipt`; the contract's errors otherwise (nothing changed).
+Result<Row> Held(sqlite3* db, std::string_view receipt) {
+  int64_t id = 0, delivery = 0;
+  if (!queue::ParseReceipt(receipt, &id, &delivery)) {
+    return MakeError(Errc::kInvalidArgument, "malformed receipt");
+  }
+  auto row = LoadRow(db, id, false);
+  if (!row.ok()) return row.error();
+  if (!*row) return MakeError(Errc::kNotFound, "message is gone");
+  if ((*row)->state != "inflight" || (*row)->deliveries != delivery) {
+    return MakeError(Errc::kConflict, "stale receipt: the message is no longer held by it");
+  }
+  return std::move(**row);
+}
+
+Status SaveReturned(sqlite3* db, const Row& r) {
+  Stmt u(db,
+         "UPDATE queue_messages SET state = ?, visible_at = ?, receive_count = ?, history = ? "
+         "WHERE id = ?");
+  u.Bind(1, r.state)
+      .Bind(2, r.visible_at)
+      .Bind(3, static_cast<int64_t>(r.receive_count))
+      .Bind(4, queue::EncodeHistory(r.history))
+      .Bind(5, r.id);
+  return u.Exec();
+}
+
+Status DeadLetter(sqlite3* db, const Row& r, int64_t now) {
+  {
+    Stmt u(db,
+           "UPDATE queue_messages SET state = 'dlq', is_head = 0, dead_lettered_at = ?, "
+           "history = ? WHERE id = ?");
+    u.Bind(1, now).Bind(2, queue::EncodeHistory(r.history)).Bind(3, r.id);
+    if (Status st = u.Exec(); !st.ok()) return st;
+  }
+  if (Status st = AddDeliveryCounter(db, "dead_lettered_total", 1); !st.ok()) return st;
+  return FixHead(db, r.group_id);
+}
+
+Status Redrive(sqlite3* db, int64_t id, const std::string& group, int64_t now) {
+  {
+    Stmt u(db,
+           "UPDATE queue_messages SET state = 'ready', receive_count = 0, due_at = ?1, "
+           "visible_at = ?1, dead_lettered_at = NULL WHERE id = ?2");
+    u.Bind(1, now).Bind(2, id);
+    if (Status st = u.Exec(); !st.ok()) return st;
+  }
+  if (Status st = AddDeliveryCounter(db, "redriven_total", 1); !st.ok()) return st;
+  return FixHead(db, group);
+}
+
+queue::DlqEntry ToDlq(Row r, bool with_body) {
+  queue::DlqEntry e;
+  e.message_id = std::to_string(r.id);
+  e.group_id = std::move(r.group_id);
+  e.dedup_id = std::move(r.dedup_id);
+  e.priority = r.priority;
+  e.receive_count = r.receive_count;
+  e.enqueued_at = FromUnixMillis(r.enqueued_at);
+  e.dead_lettered_at = FromUnixMillis(r.dead_lettered_at);
+  e.history = std::move(r.history);
+  if (with_body) e.body = std::move(r.body);
+  return e;
+}
+
+Error NoDlq(std::string_view id) {
+  return MakeError(Errc::kNotFound, "no dead-lettered message " + std::string(id));
 }
 
 }  // namespace
@@ -43,21 +217,23 @@ Result<queue::SendOutcome> SqliteQueueSendInTx(sqlite3* db, const queue::Outgoin
       return queue::SendOutcome{std::to_string(*original), true};
     }
   }
-  const int64_t delay_ms = std::max<int64_t>(0, m.delay.count());
+  const int64_t due = now_ms + std::max<int64_t>(0, m.delay.count());
   int64_t id = 0;
   {
     Stmt ins(db,
              "INSERT INTO queue_messages(group_id, dedup_id, priority, body, enqueued_at, "
-             "visible_at, receive_count, state) VALUES(?, ?, ?, ?, ?, ?, 0, 'ready')");
+             "due_at, visible_at, receive_count, state) VALUES(?, ?, ?, ?, ?, ?, ?, 0, 'ready')");
     ins.Bind(1, m.group_id)
         .Bind(2, m.dedup_id)
         .Bind(3, static_cast<int64_t>(m.priority))
         .BindBlob(4, m.body)
         .Bind(5, now_ms)
-        .Bind(6, now_ms + delay_ms);
+        .Bind(6, due)
+        .Bind(7, due);
     if (Status st = ins.Exec(); !st.ok()) return st.error();
     id = sqlite3_last_insert_rowid(db);
   }
+  if (Status st = FixHead(db, m.group_id); !st.ok()) return st.error();
   if (!m.dedup_id.empty()) {
     Stmt d(db,
            "INSERT INTO queue_dedup(dedup_id, message_id, expires_at) VALUES(?, ?, ?) "
@@ -70,23 +246,307 @@ Result<queue::SendOutcome> SqliteQueueSendInTx(sqlite3* db, const queue::Outgoin
   return queue::SendOutcome{std::to_string(id), false};
 }
 
-SqliteJobQueue::SqliteJobQueue(SqliteDb& db, std::chrono::seconds dedup_window, const Clock& clock)
-    : db_(db), dedup_window_(dedup_window), clock_(clock) {}
+SqliteJobQueue::SqliteJobQueue(SqliteDb& db, queue::QueueSettings settings, const Clock& clock)
+    : db_(db), settings_(settings), clock_(clock) {}
 
-SqliteJobQueue::SqliteJobQueue(SqliteStore& store)
-    : SqliteJobQueue(store.db(), store.db().settings().dedup_window, store.clock()) {}
+namespace {
+queue::QueueSettings WithWindow(queue::QueueSettings s, std::chrono::seconds window) {
+  s.dedup_window = window;
+  return s;
+}
+}  // namespace
+
+SqliteJobQueue::SqliteJobQueue(SqliteDb& db, std::chrono::seconds dedup_window, const Clock& clock)
+    : SqliteJobQueue(db, WithWindow({}, dedup_window), clock) {}
+
+SqliteJobQueue::SqliteJobQueue(SqliteStore& store, queue::QueueSettings settings)
+    : SqliteJobQueue(store.db(), WithWindow(settings, store.db().settings().dedup_window),
+                     store.clock()) {}
+
+void SqliteJobQueue::Wake() {
+  {
+    std::lock_guard lock(wake_mu_);
+    ++wakeups_;
+  }
+  wake_cv_.notify_all();
+}
 
 Result<queue::SendOutcome> SqliteJobQueue::Send(const queue::OutgoingMessage& m) {
   queue::SendOutcome out;
   const TimePoint now = clock_.Now();
   Status st = db_.Write([&](sqlite3* db) -> Status {
-    auto r = SqliteQueueSendInTx(db, m, now, dedup_window_);
+    auto r = SqliteQueueSendInTx(db, m, now, settings_.dedup_window);
     if (!r.ok()) return r.error();
     out = *r;
     return {};
   });
   if (!st.ok()) return st.error();
+  if (!out.deduplicated) Wake();
   return out;
+}
+
+Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::Receive(
+    const queue::ReceiveOptions& options) {
+  if (Status st = queue::ValidateReceive(options); !st.ok()) return st.error();
+  // The wait is a bound on blocking, so it is real time; visibility uses the injected clock.
+  const auto deadline = std::chrono::steady_clock::now() + options.wait;
+  for (;;) {
+    uint64_t seen = 0;
+    {
+      std::lock_guard lock(wake_mu_);
+      seen = wakeups_;
+    }
+    auto got = ReceiveOnce(options);
+    if (!got.ok() || !got->empty()) return got;
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= decltype(left)::zero()) return got;
+    std::unique_lock lock(wake_mu_);
+    wake_cv_.wait_for(
+        lock, std::min<std::chrono::steady_clock::duration>(left, settings_.long_poll_interval),
+        [&] { return wakeups_ != seen; });
+  }
+}
+
+Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::ReceiveOnce(
+    const queue::ReceiveOptions& options) {
+  const int64_t now = ToUnixMillis(clock_.Now());
+  const int64_t vt = options.visibility_timeout.value_or(settings_.visibility_timeout).count();
+  const auto want = static_cast<size_t>(options.max_messages);
+  std::vector<queue::ReceivedMessage> out;
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    out.clear();
+    int64_t redelivered = 0;
+    while (out.size() < want) {
+      const auto need = static_cast<int64_t>(want - out.size());
+      // The `need` best visible heads of each priority, merged by effective time.
+      std::vector<std::tuple<int64_t, int64_t>> candidates;  // (effective time, id)
+      for (auto p : {queue::Priority::kHigh, queue::Priority::kMedium, queue::Priority::kLow}) {
+        Stmt q(db,
+               "SELECT id, visible_at FROM queue_messages WHERE is_head = 1 AND priority = ? "
+               "AND visible_at <= ? ORDER BY visible_at, id LIMIT ?");
+        q.Bind(1, static_cast<int64_t>(p)).Bind(2, now).Bind(3, need);
+        const int64_t lag = queue::PriorityLagMillis(settings_, p);
+        for (;;) {
+          auto row = q.Step();
+          if (!row.ok()) return row.error();
+          if (!*row) break;
+          candidates.emplace_back(q.Int(1) + lag, q.Int(0));
+        }
+      }
+      if (candidates.empty()) break;
+      std::sort(candidates.begin(), candidates.end());
+      candidates.resize(std::min(candidates.size(), static_cast<size_t>(need)));
+      for (const auto& [eff, id] : candidates) {
+        auto loaded = LoadRow(db, id, true);
+        if (!loaded.ok()) return loaded.error();
+        if (!*loaded) return MakeError(Errc::kInternal, "queue head vanished");
+        Row r = std::move(**loaded);
+        if (r.state == "inflight") {  // its holder's visibility timeout expired
+          queue::AppendHistory(&r.history,
+                               {FromUnixMillis(now), HistoryKind::kExpired, r.receive_count,
+                                "visibility timeout expired"},
+                               settings_.history_limit);
+        }
+        if (r.receive_count >= settings_.max_receive_count) {
+          if (Status s = DeadLetter(db, r, now); !s.ok()) return s;
+          continue;
+        }
+        ++r.receive_count;
+        ++r.deliveries;
+        r.visible_at = now + vt;
+        {
+          Stmt u(db,
+                 "UPDATE queue_messages SET state = 'inflight', receive_count = ?, "
+                 "deliveries = ?, visible_at = ?, history = ? WHERE id = ?");
+          u.Bind(1, static_cast<int64_t>(r.receive_count))
+              .Bind(2, r.deliveries)
+              .Bind(3, r.visible_at)
+              .Bind(4, queue::EncodeHistory(r.history))
+              .Bind(5, r.id);
+          if (Status s = u.Exec(); !s.ok()) return s;
+        }
+        if (r.deliveries > 1) ++redelivered;
+        queue::ReceivedMessage m;
+        m.receipt = queue::FormatReceipt(r.id, r.deliveries);
+        m.message_id = std::to_string(r.id);
+        m.group_id = std::move(r.group_id);
+        m.dedup_id = std::move(r.dedup_id);
+        m.priority = r.priority;
+        m.body = std::move(r.body);
+        m.receive_count = r.receive_count;
+        m.enqueued_at = FromUnixMillis(r.enqueued_at);
+        m.visible_until = FromUnixMillis(r.visible_at);
+        m.history = std::move(r.history);
+        out.push_back(std::move(m));
+      }
+    }
+    if (Status s = AddDeliveryCounter(db, "delivered_total", static_cast<int64_t>(out.size()));
+        !s.ok()) {
+      return s;
+    }
+    return AddDeliveryCounter(db, "redelivered_total", redelivered);
+  });
+  if (!st.ok()) return st.error();
+  return out;
+}
+
+Status SqliteJobQueue::Delete(std::string_view receipt) {
+  return db_.Write([&](sqlite3* db) -> Status {
+    auto held = Held(db, receipt);
+    if (!held.ok()) return held.error();
+    {
+      Stmt d(db, "DELETE FROM queue_messages WHERE id = ?");
+      d.Bind(1, held->id);
+      if (Status st = d.Exec(); !st.ok()) return st;
+    }
+    return FixHead(db, held->group_id);
+  });
+}
+
+Status SqliteJobQueue::ChangeVisibility(std::string_view receipt,
+                                        std::chrono::milliseconds timeout) {
+  if (timeout.count() < 0) return MakeError(Errc::kInvalidArgument, "timeout must be >= 0");
+  const int64_t now = ToUnixMillis(clock_.Now());
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    auto held = Held(db, receipt);
+    if (!held.ok()) return held.error();
+    Row& r = *held;
+    r.visible_at = now + timeout.count();
+    if (timeout.count() == 0) r.state = "ready";  // released: the receipt ends here
+    return SaveReturned(db, r);
+  });
+  if (st.ok() && timeout.count() == 0) Wake();
+  return st;
+}
+
+Status SqliteJobQueue::Defer(std::string_view receipt, std::chrono::milliseconds delay,
+                             std::string_view reason) {
+  if (delay.count() < 0) return MakeError(Errc::kInvalidArgument, "delay must be >= 0");
+  const int64_t now = ToUnixMillis(clock_.Now());
+  return db_.Write([&](sqlite3* db) -> Status {
+    auto held = Held(db, receipt);
+    if (!held.ok()) return held.error();
+    Row& r = *held;
+    queue::AppendHistory(
+        &r.history,
+        {FromUnixMillis(now), HistoryKind::kDeferred, r.receive_count, std::string(reason)},
+        settings_.history_limit);
+    r.receive_count = std::max(0, r.receive_count - 1);
+    r.state = "ready";
+    r.visible_at = now + delay.count();
+    if (Status st = SaveReturned(db, r); !st.ok()) return st;
+    return AddDeliveryCounter(db, "deferred_total", 1);
+  });
+}
+
+Result<queue::FailOutcome> SqliteJobQueue::Fail(std::string_view receipt, std::string_view error,
+                                                std::chrono::milliseconds retry_delay) {
+  if (retry_delay.count() < 0) return MakeError(Errc::kInvalidArgument, "delay must be >= 0");
+  const int64_t now = ToUnixMillis(clock_.Now());
+  queue::FailOutcome outcome = queue::FailOutcome::kRetrying;
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    auto held = Held(db, receipt);
+    if (!held.ok()) return held.error();
+    Row& r = *held;
+    queue::AppendHistory(
+        &r.history,
+        {FromUnixMillis(now), HistoryKind::kFailed, r.receive_count, std::string(error)},
+        settings_.history_limit);
+    if (r.receive_count >= settings_.max_receive_count) {
+      outcome = queue::FailOutcome::kDeadLettered;
+      return DeadLetter(db, r, now);
+    }
+    outcome = queue::FailOutcome::kRetrying;
+    r.state = "ready";
+    r.visible_at = now + retry_delay.count();
+    return SaveReturned(db, r);
+  });
+  if (!st.ok()) return st.error();
+  return outcome;
+}
+
+Result<std::vector<queue::DlqEntry>> SqliteJobQueue::DlqList(const queue::DlqListOptions& options) {
+  int64_t after = 0;
+  if (!options.after_message_id.empty() &&
+      !queue::ParseMessageId(options.after_message_id, &after)) {
+    return MakeError(Errc::kInvalidArgument, "bad message id");
+  }
+  return db_.Read([&](sqlite3* db) -> Result<std::vector<queue::DlqEntry>> {
+    std::vector<queue::DlqEntry> out;
+    Stmt q(db, std::string("SELECT ") + kRowCols +
+                   " FROM queue_messages WHERE state = 'dlq' AND id > ? ORDER BY id LIMIT ?");
+    q.Bind(1, after).Bind(2, static_cast<int64_t>(std::min<size_t>(options.limit, 1u << 30)));
+    for (;;) {
+      auto row = q.Step();
+      if (!row.ok()) return row.error();
+      if (!*row) break;
+      out.push_back(ToDlq(ReadRow(q, false), false));
+    }
+    return out;
+  });
+}
+
+Result<queue::DlqEntry> SqliteJobQueue::DlqGet(std::string_view message_id) {
+  int64_t id = 0;
+  if (!queue::ParseMessageId(message_id, &id)) return NoDlq(message_id);
+  return db_.Read([&](sqlite3* db) -> Result<queue::DlqEntry> {
+    auto row = LoadRow(db, id, true);
+    if (!row.ok()) return row.error();
+    if (!*row || (*row)->state != "dlq") return NoDlq(message_id);
+    return ToDlq(std::move(**row), true);
+  });
+}
+
+Status SqliteJobQueue::DlqRedrive(std::string_view message_id) {
+  int64_t id = 0;
+  if (!queue::ParseMessageId(message_id, &id)) return NoDlq(message_id);
+  const int64_t now = ToUnixMillis(clock_.Now());
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    auto row = LoadRow(db, id, false);
+    if (!row.ok()) return row.error();
+    if (!*row || (*row)->state != "dlq") return NoDlq(message_id);
+    return Redrive(db, id, (*row)->group_id, now);
+  });
+  if (st.ok()) Wake();
+  return st;
+}
+
+Result<int64_t> SqliteJobQueue::DlqRedriveAll() {
+  const int64_t now = ToUnixMillis(clock_.Now());
+  int64_t n = 0;
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    n = 0;
+    std::vector<std::pair<int64_t, std::string>> ids;
+    {
+      Stmt q(db, "SELECT id, group_id FROM queue_messages WHERE state = 'dlq' ORDER BY id");
+      for (;;) {
+        auto row = q.Step();
+        if (!row.ok()) return row.error();
+        if (!*row) break;
+        ids.emplace_back(q.Int(0), q.Text(1));
+      }
+    }
+    for (const auto& [id, group] : ids) {
+      if (Status s = Redrive(db, id, group, now); !s.ok()) return s;
+      ++n;
+    }
+    return {};
+  });
+  if (!st.ok()) return st.error();
+  if (n > 0) Wake();
+  return n;
+}
+
+Result<int64_t> SqliteJobQueue::DlqPurge() {
+  int64_t n = 0;
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    Stmt d(db, "DELETE FROM queue_messages WHERE state = 'dlq'");
+    if (Status s = d.Exec(); !s.ok()) return s;
+    n = sqlite3_changes(db);
+    return {};
+  });
+  if (!st.ok()) return st.error();
+  return n;
 }
 
 Result<queue::QueueStats> SqliteJobQueue::Stats() {
@@ -96,32 +556,50 @@ Result<queue::QueueStats> SqliteJobQueue::Stats() {
     // One read transaction so the gauges are a consistent snapshot.
     if (Status st = ExecSql(db, "BEGIN"); !st.ok()) return st.error();
     auto run = [&]() -> Status {
+      std::optional<int64_t> oldest;
+      for (const char* state : {"ready", "inflight"}) {
+        {
+          Stmt q(db,
+                 "SELECT COUNT(*), MIN(visible_at) FROM queue_messages "
+                 "WHERE state = ? AND visible_at <= ?");
+          q.Bind(1, state).Bind(2, now_ms);
+          auto row = q.Step();
+          if (!row.ok()) return row.error();
+          s.visible += q.Int(0);
+          if (!q.IsNull(1) && (!oldest || q.Int(1) < *oldest)) oldest = q.Int(1);
+        }
+        {
+          Stmt q(db, "SELECT COUNT(*) FROM queue_messages WHERE state = ? AND visible_at > ?");
+          q.Bind(1, state).Bind(2, now_ms);
+          auto row = q.Step();
+          if (!row.ok()) return row.error();
+          (std::string_view(state) == "ready" ? s.delayed : s.in_flight) = q.Int(0);
+        }
+      }
+      s.groups_in_flight = s.in_flight;  // at most one held message per group
+      if (oldest) s.oldest_age_seconds = static_cast<double>(now_ms - *oldest) / 1000.0;
       {
-        Stmt q(db,
-               "SELECT "
-               " COALESCE(SUM(state = 'ready' AND visible_at <= ?1), 0),"
-               " COALESCE(SUM(state = 'ready' AND visible_at > ?1), 0),"
-               " COALESCE(SUM(state = 'inflight'), 0),"
-               " COALESCE(SUM(state = 'dlq'), 0),"
-               " MIN(CASE WHEN state = 'ready' AND visible_at <= ?1 THEN visible_at END)"
-               " FROM queue_messages");
-        q.Bind(1, now_ms);
+        Stmt q(db, "SELECT COUNT(*) FROM queue_messages WHERE state = 'dlq'");
         auto row = q.Step();
         if (!row.ok()) return row.error();
-        s.visible = q.Int(0);
-        s.delayed = q.Int(1);
-        s.in_flight = q.Int(2);
-        s.dlq = q.Int(3);
-        if (!q.IsNull(4)) s.oldest_age_seconds = static_cast<double>(now_ms - q.Int(4)) / 1000.0;
+        s.dlq = q.Int(0);
       }
-      Stmt c(db, "SELECT name, value FROM queue_counters");
-      for (;;) {
-        auto row = c.Step();
-        if (!row.ok()) return row.error();
-        if (!*row) break;
-        const std::string name = c.Text(0);
-        if (name == "enqueued_total") s.enqueued_total = c.Int(1);
-        if (name == "deduplicated_total") s.deduplicated_total = c.Int(1);
+      for (const char* table : {"queue_counters", "queue_delivery_counters"}) {
+        Stmt c(db, std::string("SELECT name, value FROM ") + table);
+        for (;;) {
+          auto row = c.Step();
+          if (!row.ok()) return row.error();
+          if (!*row) break;
+          const std::string name = c.Text(0);
+          const int64_t v = c.Int(1);
+          if (name == "enqueued_total") s.enqueued_total = v;
+          if (name == "deduplicated_total") s.deduplicated_total = v;
+          if (name == "delivered_total") s.delivered_total = v;
+          if (name == "redelivered_total") s.redelivered_total = v;
+          if (name == "dead_lettered_total") s.dead_lettered_total = v;
+          if (name == "deferred_total") s.deferred_total = v;
+          if (name == "redriven_total") s.redriven_total = v;
+        }
       }
       return {};
     };

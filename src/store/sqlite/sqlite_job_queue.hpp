@@ -1,18 +1,32 @@
 #pragma once
-// SqliteJobQueue: the embedded JobQueue adapter (SPEC S3) on the store's SQLite database.
+// SqliteJobQueue: the embedded JobQueue adapter (SPEC S3, contract in queue/job_queue.hpp) on the
+// store's SQLite database.
 //
 // It shares the SqliteDb (and so its single group-committing writer) with SqliteStore, so a job
 // row, its queue message and the idempotency record commit in one transaction
-// (SqliteQueueSendInTx is called from inside the store's CreateJob closure).
+// (SqliteQueueSendInTx is called from inside the store's CreateJob closure). Every state change
+// (send, receive, delete, visibility, defer, fail, DLQ operations) is ONE write closure, so it is
+// atomic, group-committed and durable (receipts included) when the call returns.
 //
-// Schema (migration 1 in sqlite_db.cpp): queue_messages(id AUTOINCREMENT = FIFO order, group_id,
-// dedup_id, priority, body, enqueued_at, visible_at, receive_count, state 'ready'|'inflight'|'dlq')
-// indexed by (state, priority, visible_at) and (group_id, id) for group heads; queue_dedup
-// (dedup_id -> message_id, expires_at); queue_counters (enqueued_total, deduplicated_total).
+// Schema (migrations 1 and 2 in sqlite_db.cpp; docs/adr/0002-job-queue.md):
+// queue_messages(id AUTOINCREMENT, group_id, dedup_id, priority, body, enqueued_at, due_at,
+// visible_at, receive_count, deliveries, state 'ready'|'inflight'|'dlq', is_head, history,
+// dead_lettered_at). Exactly one non-dead-lettered message per group has is_head = 1 (the first in
+// (due_at, id) order, except that a held head is never displaced); Receive reads only heads
+// through the partial index queue_messages_heads(priority, visible_at, id) WHERE is_head = 1, one
+// range per priority, so its cost does not grow with the backlog behind the heads.
+// queue_dedup(dedup_id -> message_id, expires_at); queue_counters and queue_delivery_counters.
+//
+// Long polling: Receive with wait > 0 sleeps on a condition variable signalled by this object's
+// Send/redrive and re-checks every settings.long_poll_interval (messages sent through
+// SqliteStore::CreateJob or another process, and delays that come due, are seen that way).
 //
 // Thread-safe; methods block (run them off I/O threads). The SqliteDb must be started and must
 // outlive this object.
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
 
 #include "core/clock.hpp"
 #include "queue/job_queue.hpp"
@@ -30,17 +44,42 @@ Result<queue::SendOutcome> SqliteQueueSendInTx(sqlite3* db, const queue::Outgoin
 
 class SqliteJobQueue final : public queue::JobQueue {
  public:
+  SqliteJobQueue(SqliteDb& db, queue::QueueSettings settings, const Clock& clock);
+  // Default settings with this dedup window.
   SqliteJobQueue(SqliteDb& db, std::chrono::seconds dedup_window, const Clock& clock);
-  // Shares the store's database, dedup window and clock.
-  explicit SqliteJobQueue(SqliteStore& store);
+  // Shares the store's database and clock; the dedup window is the store's
+  // (SqliteSettings::dedup_window, which CreateJob uses), overriding settings.dedup_window.
+  explicit SqliteJobQueue(SqliteStore& store, queue::QueueSettings settings = {});
 
   Result<queue::SendOutcome> Send(const queue::OutgoingMessage& m) override;
   Result<queue::QueueStats> Stats() override;
+  Result<std::vector<queue::ReceivedMessage>> Receive(
+      const queue::ReceiveOptions& options) override;
+  Status Delete(std::string_view receipt) override;
+  Status ChangeVisibility(std::string_view receipt, std::chrono::milliseconds timeout) override;
+  Status Defer(std::string_view receipt, std::chrono::milliseconds delay,
+               std::string_view reason) override;
+  Result<queue::FailOutcome> Fail(std::string_view receipt, std::string_view error,
+                                  std::chrono::milliseconds retry_delay) override;
+  Result<std::vector<queue::DlqEntry>> DlqList(const queue::DlqListOptions& options) override;
+  Result<queue::DlqEntry> DlqGet(std::string_view message_id) override;
+  Status DlqRedrive(std::string_view message_id) override;
+  Result<int64_t> DlqRedriveAll() override;
+  Result<int64_t> DlqPurge() override;
+
+  const queue::QueueSettings& settings() const { return settings_; }
 
  private:
+  Result<std::vector<queue::ReceivedMessage>> ReceiveOnce(const queue::ReceiveOptions& options);
+  void Wake();
+
   SqliteDb& db_;
-  std::chrono::seconds dedup_window_;
+  const queue::QueueSettings settings_;
   const Clock& clock_;
+
+  std::mutex wake_mu_;  // guards wakeups_
+  std::condition_variable wake_cv_;
+  uint64_t wakeups_ = 0;
 };
 
 }  // namespace syncwell::store

@@ -1,0 +1,522 @@
+#pragma once
+// The JobQueue contract (SPEC S3; queue/job_queue.hpp), stated once and instantiated for the fake
+// and every adapter (job_queue_conformance_test.cpp). Any later adapter must pass it unchanged.
+// A harness type H provides:
+//   H(ManualClock& clock, const queue::QueueSettings& settings);  // a fresh, empty queue
+//   queue::JobQueue& queue();
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "queue/job_queue.hpp"
+
+namespace syncwell::conformance {
+
+using namespace std::chrono_literals;
+
+template <class H>
+class JobQueueConformance : public ::testing::Test {
+ protected:
+  JobQueueConformance() : h_(std::make_unique<H>(clock_, queue::QueueSettings{})) {}
+
+  queue::JobQueue& q() { return h_->queue(); }
+  // A second queue with other settings (its own empty storage).
+  std::unique_ptr<H> With(const queue::QueueSettings& s) { return std::make_unique<H>(clock_, s); }
+
+  static queue::OutgoingMessage Msg(const std::string& group, const std::string& body,
+                                    queue::Priority p = queue::Priority::kMedium,
+                                    std::chrono::milliseconds delay = 0ms,
+                                    const std::string& dedup = "") {
+    queue::OutgoingMessage m;
+    m.group_id = group;
+    m.body = body;
+    m.priority = p;
+    m.delay = delay;
+    m.dedup_id = dedup.empty() ? "dd-" + group + "-" + body : dedup;
+    return m;
+  }
+  static std::string Send(queue::JobQueue& q, const queue::OutgoingMessage& m) {
+    auto r = q.Send(m);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? r->message_id : "";
+  }
+  static std::vector<queue::ReceivedMessage> Recv(queue::JobQueue& q, int max = 10,
+                                                  std::chrono::milliseconds vt = 0ms) {
+    queue::ReceiveOptions o;
+    o.max_messages = max;
+    if (vt.count() > 0) o.visibility_timeout = vt;
+    auto r = q.Receive(o);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? *r : std::vector<queue::ReceivedMessage>{};
+  }
+  static std::vector<std::string> Bodies(const std::vector<queue::ReceivedMessage>& ms) {
+    std::vector<std::string> out;
+    for (const auto& m : ms) out.push_back(m.body);
+    return out;
+  }
+  static queue::QueueStats StatsOf(queue::JobQueue& q) {
+    auto s = q.Stats();
+    EXPECT_TRUE(s.ok());
+    return s.ok() ? *s : queue::QueueStats{};
+  }
+  // Receives the single head of `group`-only queue and fails it `n` times (retry delay 0).
+  static void FailTimes(queue::JobQueue& q, int n) {
+    for (int i = 0; i < n; ++i) {
+      auto got = Recv(q, 1);
+      ASSERT_EQ(got.size(), 1u);
+      ASSERT_TRUE(q.Fail(got[0].receipt, "boom " + std::to_string(i + 1), 0ms).ok());
+    }
+  }
+
+  ManualClock clock_;
+  std::unique_ptr<H> h_;
+};
+
+TYPED_TEST_SUITE_P(JobQueueConformance);
+
+TYPED_TEST_P(JobQueueConformance, FifoWithinAGroupOneInFlight) {
+  auto& q = this->q();
+  for (auto b : {"a1", "a2", "a3"}) this->Send(q, this->Msg("A", b));
+  auto first = this->Recv(q);
+  ASSERT_EQ(this->Bodies(first), std::vector<std::string>{"a1"});
+  EXPECT_EQ(first[0].group_id, "A");
+  EXPECT_EQ(first[0].receive_count, 1);
+  EXPECT_EQ(first[0].enqueued_at, FromUnixMillis(ToUnixMillis(this->clock_.Now())));
+  EXPECT_TRUE(this->Recv(q).empty());  // a2 waits while a1 is in flight
+  ASSERT_TRUE(q.Delete(first[0].receipt).ok());
+  auto second = this->Recv(q);
+  ASSERT_EQ(this->Bodies(second), std::vector<std::string>{"a2"});
+  ASSERT_TRUE(q.Delete(second[0].receipt).ok());
+  EXPECT_EQ(this->Bodies(this->Recv(q)), std::vector<std::string>{"a3"});
+}
+
+TYPED_TEST_P(JobQueueConformance, OtherGroupsAreNotBlocked) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  this->Send(q, this->Msg("A", "a2"));
+  this->Send(q, this->Msg("B", "b1"));
+  this->Send(q, this->Msg("B", "b2"));
+  this->Send(q, this->Msg("C", "c1"));
+  auto got = this->Recv(q);
+  ASSERT_EQ(this->Bodies(got), (std::vector<std::string>{"a1", "b1", "c1"}));
+  // A's head keeps failing with long retry delays; B and C still flow.
+  ASSERT_TRUE(q.Fail(got[0].receipt, "down", 1h).ok());
+  ASSERT_TRUE(q.Delete(got[1].receipt).ok());
+  ASSERT_TRUE(q.Delete(got[2].receipt).ok());
+  auto b2 = this->Recv(q);
+  ASSERT_EQ(this->Bodies(b2), std::vector<std::string>{"b2"});
+  EXPECT_EQ(this->StatsOf(q).groups_in_flight, 1);
+  ASSERT_TRUE(q.Delete(b2[0].receipt).ok());
+  this->clock_.Advance(1h);
+  EXPECT_EQ(this->Bodies(this->Recv(q)), std::vector<std::string>{"a1"});  // a1 before a2
+}
+
+TYPED_TEST_P(JobQueueConformance, DedupInsideAndOutsideTheWindow) {
+  auto& q = this->q();
+  auto first = q.Send(this->Msg("A", "x", queue::Priority::kMedium, 0ms, "d-1"));
+  ASSERT_TRUE(first.ok());
+  EXPECT_FALSE(first->deduplicated);
+  this->clock_.Advance(299s);
+  auto dup = q.Send(this->Msg("A", "x", queue::Priority::kMedium, 0ms, "d-1"));
+  ASSERT_TRUE(dup.ok());
+  EXPECT_TRUE(dup->deduplicated);
+  EXPECT_EQ(dup->message_id, first->message_id);
+  // Deduplication holds even after the original was processed.
+  auto got = this->Recv(q);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_TRUE(q.Delete(got[0].receipt).ok());
+  EXPECT_TRUE(q.Send(this->Msg("A", "x", queue::Priority::kMedium, 0ms, "d-1"))->deduplicated);
+  this->clock_.Advance(2s);  // 301 s after the first send
+  auto later = q.Send(this->Msg("A", "x", queue::Priority::kMedium, 0ms, "d-1"));
+  EXPECT_FALSE(later->deduplicated);
+  EXPECT_NE(later->message_id, first->message_id);
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.enqueued_total, 2);
+  EXPECT_EQ(s.deduplicated_total, 2);
+  EXPECT_EQ(s.visible, 1);
+}
+
+TYPED_TEST_P(JobQueueConformance, VisibilityExpiryRedeliversAndCounts) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  auto first = this->Recv(q);  // default visibility timeout: 90 s
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].visible_until, FromUnixMillis(ToUnixMillis(this->clock_.Now())) + 90s);
+  this->clock_.Advance(89s);
+  EXPECT_TRUE(this->Recv(q).empty());
+  EXPECT_EQ(this->StatsOf(q).in_flight, 1);
+  this->clock_.Advance(2s);
+  EXPECT_EQ(this->StatsOf(q).in_flight, 0);
+  EXPECT_EQ(this->StatsOf(q).visible, 1);
+  auto again = this->Recv(q);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].message_id, first[0].message_id);
+  EXPECT_EQ(again[0].receive_count, 2);
+  EXPECT_NE(again[0].receipt, first[0].receipt);
+  ASSERT_EQ(again[0].history.size(), 1u);
+  EXPECT_EQ(again[0].history[0].kind, queue::HistoryKind::kExpired);
+  EXPECT_EQ(again[0].history[0].receive_count, 1);
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.delivered_total, 2);
+  EXPECT_EQ(s.redelivered_total, 1);
+}
+
+TYPED_TEST_P(JobQueueConformance, StaleReceiptIsRejectedWithoutEffect) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  auto first = this->Recv(q, 1, 10s);
+  ASSERT_EQ(first.size(), 1u);
+  // Before redelivery the receipt still works, even after its timeout expired.
+  this->clock_.Advance(11s);
+  ASSERT_TRUE(q.ChangeVisibility(first[0].receipt, 10s).ok());
+  EXPECT_TRUE(this->Recv(q).empty());
+  this->clock_.Advance(11s);
+  auto second = this->Recv(q, 1, 30s);
+  ASSERT_EQ(second.size(), 1u);
+  const std::string stale = first[0].receipt;
+  EXPECT_EQ(q.Delete(stale).error().code, Errc::kConflict);
+  EXPECT_EQ(q.ChangeVisibility(stale, 0ms).error().code, Errc::kConflict);
+  EXPECT_EQ(q.Defer(stale, 0ms, "x").error().code, Errc::kConflict);
+  EXPECT_EQ(q.Fail(stale, "x", 0ms).error().code, Errc::kConflict);
+  EXPECT_EQ(q.Delete("not-a-receipt").error().code, Errc::kInvalidArgument);
+  auto s = this->StatsOf(q);  // still held by the second receiver
+  EXPECT_EQ(s.in_flight, 1);
+  EXPECT_EQ(s.visible, 0);
+  EXPECT_EQ(s.deferred_total, 0);
+  EXPECT_TRUE(this->Recv(q).empty());
+  ASSERT_TRUE(q.Delete(second[0].receipt).ok());
+  EXPECT_EQ(q.Delete(second[0].receipt).error().code, Errc::kNotFound);
+  EXPECT_EQ(this->StatsOf(q).in_flight, 0);
+}
+
+TYPED_TEST_P(JobQueueConformance, ChangeVisibilityExtendsAndReleases) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  auto got = this->Recv(q);
+  ASSERT_EQ(got.size(), 1u);
+  this->clock_.Advance(80s);
+  ASSERT_TRUE(q.ChangeVisibility(got[0].receipt, 60s).ok());  // heartbeat: hidden until 140 s
+  this->clock_.Advance(59s);
+  EXPECT_TRUE(this->Recv(q).empty());
+  ASSERT_TRUE(q.ChangeVisibility(got[0].receipt, 5min).ok());
+  this->clock_.Advance(4min);
+  EXPECT_TRUE(this->Recv(q).empty());
+  EXPECT_EQ(q.ChangeVisibility(got[0].receipt, -1ms).error().code, Errc::kInvalidArgument);
+  ASSERT_TRUE(q.ChangeVisibility(got[0].receipt, 0ms).ok());  // release now
+  EXPECT_EQ(q.Delete(got[0].receipt).error().code, Errc::kConflict);
+  auto again = this->Recv(q);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].receive_count, 2);  // a release still counts as a receive
+  EXPECT_TRUE(again[0].history.empty());
+}
+
+TYPED_TEST_P(JobQueueConformance, FifthFailureDeadLettersWithHistory) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  this->Send(q, this->Msg("A", "a2"));
+  for (int i = 1; i <= 5; ++i) {
+    auto got = this->Recv(q);
+    ASSERT_EQ(this->Bodies(got), std::vector<std::string>{"a1"}) << "delivery " << i;
+    EXPECT_EQ(got[0].receive_count, i);
+    EXPECT_EQ(got[0].history.size(), static_cast<size_t>(i - 1));
+    auto out = q.Fail(got[0].receipt, "boom " + std::to_string(i), 1s);
+    ASSERT_TRUE(out.ok());
+    EXPECT_EQ(*out, i < 5 ? queue::FailOutcome::kRetrying : queue::FailOutcome::kDeadLettered);
+    if (i < 5) {
+      EXPECT_TRUE(this->Recv(q).empty());  // retry delay; a2 waits behind a1
+      this->clock_.Advance(1s);
+    }
+  }
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.dlq, 1);
+  EXPECT_EQ(s.dead_lettered_total, 1);
+  auto dlq = q.DlqList({});
+  ASSERT_TRUE(dlq.ok());
+  ASSERT_EQ(dlq->size(), 1u);
+  const auto& e = (*dlq)[0];
+  EXPECT_EQ(e.group_id, "A");
+  EXPECT_EQ(e.receive_count, 5);
+  EXPECT_FALSE(e.body.has_value());  // list carries no bodies
+  EXPECT_EQ(e.dead_lettered_at, FromUnixMillis(ToUnixMillis(this->clock_.Now())));
+  ASSERT_EQ(e.history.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(e.history[i].kind, queue::HistoryKind::kFailed);
+    EXPECT_EQ(e.history[i].text, "boom " + std::to_string(i + 1));
+    EXPECT_EQ(e.history[i].receive_count, i + 1);
+  }
+  // The group moves on.
+  EXPECT_EQ(this->Bodies(this->Recv(q)), std::vector<std::string>{"a2"});
+}
+
+TYPED_TEST_P(JobQueueConformance, ExpiredDeliveriesCountTowardTheDlq) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  this->Send(q, this->Msg("A", "a2"));
+  for (int i = 1; i <= 5; ++i) {
+    auto got = this->Recv(q, 10, 10s);
+    ASSERT_EQ(this->Bodies(got), std::vector<std::string>{"a1"});
+    EXPECT_EQ(got[0].receive_count, i);
+    this->clock_.Advance(11s);  // the holder died
+  }
+  // The 6th receive finds a1 expired for the 5th time: dead-lettered, and a2 delivered instead.
+  EXPECT_EQ(this->Bodies(this->Recv(q)), std::vector<std::string>{"a2"});
+  auto dlq = q.DlqList({});
+  ASSERT_EQ(dlq->size(), 1u);
+  ASSERT_EQ((*dlq)[0].history.size(), 5u);
+  EXPECT_EQ((*dlq)[0].history[4].kind, queue::HistoryKind::kExpired);
+  EXPECT_EQ(this->StatsOf(q).dead_lettered_total, 1);
+}
+
+TYPED_TEST_P(JobQueueConformance, DeferDoesNotCountAsAFailedReceive) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  for (int i = 0; i < 12; ++i) {
+    auto got = this->Recv(q);
+    ASSERT_EQ(got.size(), 1u) << "deferral " << i;
+    EXPECT_EQ(got[0].receive_count, 1);
+    ASSERT_TRUE(q.Defer(got[0].receipt, 15min, "rate limited").ok());
+    EXPECT_EQ(q.Delete(got[0].receipt).error().code, Errc::kConflict);
+    this->clock_.Advance(15min - 1ms);
+    EXPECT_TRUE(this->Recv(q).empty());  // the deferral delay is honoured
+    EXPECT_EQ(this->StatsOf(q).delayed, 1);
+    this->clock_.Advance(1ms);
+  }
+  auto got = this->Recv(q);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_FALSE(got[0].history.empty());
+  EXPECT_EQ(got[0].history.back().kind, queue::HistoryKind::kDeferred);
+  EXPECT_EQ(got[0].history.back().text, "rate limited");
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.dlq, 0);
+  EXPECT_EQ(s.deferred_total, 12);
+  // Failures still count after deferrals: 5 failures dead-letter it.
+  ASSERT_TRUE(q.Fail(got[0].receipt, "f", 0ms).ok());
+  this->FailTimes(q, 3);
+  auto last = this->Recv(q);
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].receive_count, 5);
+  EXPECT_EQ(*q.Fail(last[0].receipt, "f", 0ms), queue::FailOutcome::kDeadLettered);
+}
+
+TYPED_TEST_P(JobQueueConformance, DelaysOfAnyLength) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1", queue::Priority::kMedium, 24h));
+  EXPECT_TRUE(this->Recv(q).empty());
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.delayed, 1);
+  EXPECT_EQ(s.visible, 0);
+  this->clock_.Advance(24h - 1s);
+  EXPECT_TRUE(this->Recv(q).empty());
+  this->clock_.Advance(1s);
+  auto got = this->Recv(q);
+  ASSERT_EQ(this->Bodies(got), std::vector<std::string>{"a1"});
+  // A retry delay of 30 h.
+  ASSERT_TRUE(q.Fail(got[0].receipt, "later", 30h).ok());
+  this->clock_.Advance(29h);
+  EXPECT_TRUE(this->Recv(q).empty());
+  this->clock_.Advance(1h);
+  EXPECT_EQ(this->Recv(q).size(), 1u);
+}
+
+TYPED_TEST_P(JobQueueConformance, DelayedSendDoesNotHoldBackLaterMessagesOfItsGroup) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "poll-later", queue::Priority::kMedium, 1h));
+  this->clock_.Advance(1ms);
+  this->Send(q, this->Msg("A", "now"));
+  auto got = this->Recv(q);
+  ASSERT_EQ(this->Bodies(got), std::vector<std::string>{"now"});
+  ASSERT_TRUE(q.Delete(got[0].receipt).ok());
+  EXPECT_TRUE(this->Recv(q).empty());
+  this->clock_.Advance(1h);
+  EXPECT_EQ(this->Bodies(this->Recv(q)), std::vector<std::string>{"poll-later"});
+}
+
+TYPED_TEST_P(JobQueueConformance, HigherPriorityFirst) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("L", "low", queue::Priority::kLow));
+  this->Send(q, this->Msg("M", "medium", queue::Priority::kMedium));
+  this->Send(q, this->Msg("H", "high", queue::Priority::kHigh));
+  this->Send(q, this->Msg("H2", "high2", queue::Priority::kHigh));
+  EXPECT_EQ(this->Bodies(this->Recv(q, 1)), std::vector<std::string>{"high"});
+  auto rest = this->Recv(q, 10);
+  ASSERT_EQ(this->Bodies(rest), (std::vector<std::string>{"high2", "medium", "low"}));
+  EXPECT_EQ(rest[0].priority, queue::Priority::kHigh);
+  EXPECT_EQ(rest[2].priority, queue::Priority::kLow);
+}
+
+TYPED_TEST_P(JobQueueConformance, LowPriorityIsNotStarved) {
+  auto& q = this->q();  // default starvation bound: priority_lag_low = 300 s
+  this->Send(q, this->Msg("backfill", "low", queue::Priority::kLow));
+  int low_delivered_at = -1;
+  for (int i = 0; i < 100 && low_delivered_at < 0; ++i) {
+    // A steady stream: one new high message per 10 s, and one receive slot per 10 s.
+    this->Send(q, this->Msg("user" + std::to_string(i), "high", queue::Priority::kHigh));
+    auto got = this->Recv(q, 1);
+    ASSERT_EQ(got.size(), 1u);
+    if (got[0].body == "low") low_delivered_at = i * 10;
+    ASSERT_TRUE(q.Delete(got[0].receipt).ok());
+    this->clock_.Advance(10s);
+  }
+  EXPECT_GE(low_delivered_at, 290);  // high went first while the low one was young
+  EXPECT_LE(low_delivered_at, 310);  // but not longer than the bound
+}
+
+TYPED_TEST_P(JobQueueConformance, BatchLimitIsTen) {
+  auto& q = this->q();
+  for (int i = 0; i < 15; ++i) this->Send(q, this->Msg("g" + std::to_string(i), "m"));
+  queue::ReceiveOptions too_many;
+  too_many.max_messages = 11;
+  EXPECT_EQ(q.Receive(too_many).error().code, Errc::kInvalidArgument);
+  too_many.max_messages = 0;
+  EXPECT_EQ(q.Receive(too_many).error().code, Errc::kInvalidArgument);
+  queue::ReceiveOptions zero_vt;
+  zero_vt.visibility_timeout = 0ms;
+  EXPECT_EQ(q.Receive(zero_vt).error().code, Errc::kInvalidArgument);
+  EXPECT_EQ(this->Recv(q, 10).size(), 10u);
+  EXPECT_EQ(this->Recv(q, 10).size(), 5u);
+  EXPECT_EQ(this->StatsOf(q).groups_in_flight, 15);
+}
+
+TYPED_TEST_P(JobQueueConformance, DlqInspectRedriveOneAndAll) {
+  queue::QueueSettings st;
+  st.max_receive_count = 1;
+  auto h = this->With(st);
+  auto& q = h->queue();
+  for (auto g : {"A", "B", "C"}) {
+    this->Send(q, this->Msg(g, std::string("body-") + g));
+    this->FailTimes(q, 1);
+  }
+  auto list = q.DlqList({});
+  ASSERT_EQ(list->size(), 3u);
+  // Paging.
+  auto page = q.DlqList({.limit = 1, .after_message_id = (*list)[0].message_id});
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].message_id, (*list)[1].message_id);
+  // Inspect one.
+  auto one = q.DlqGet((*list)[0].message_id);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->body, std::optional<std::string>("body-A"));
+  EXPECT_EQ(one->history.size(), 1u);
+  EXPECT_EQ(q.DlqGet("999999").error().code, Errc::kNotFound);
+  // Redrive one: back in the source queue with the receive count reset, history kept.
+  ASSERT_TRUE(q.DlqRedrive((*list)[0].message_id).ok());
+  EXPECT_EQ(q.DlqRedrive((*list)[0].message_id).error().code, Errc::kNotFound);
+  auto got = this->Recv(q);
+  ASSERT_EQ(this->Bodies(got), std::vector<std::string>{"body-A"});
+  EXPECT_EQ(got[0].receive_count, 1);
+  EXPECT_EQ(got[0].history.size(), 1u);
+  ASSERT_TRUE(q.Delete(got[0].receipt).ok());
+  // Redrive all.
+  EXPECT_EQ(*q.DlqRedriveAll(), 2);
+  EXPECT_EQ(*q.DlqRedriveAll(), 0);
+  EXPECT_EQ(this->Bodies(this->Recv(q)), (std::vector<std::string>{"body-B", "body-C"}));
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.dlq, 0);
+  EXPECT_EQ(s.redriven_total, 3);
+  EXPECT_EQ(s.dead_lettered_total, 3);
+}
+
+TYPED_TEST_P(JobQueueConformance, RedrivenMessageWaitsForTheGroupsHolder) {
+  queue::QueueSettings st;
+  st.max_receive_count = 1;
+  auto h = this->With(st);
+  auto& q = h->queue();
+  this->Send(q, this->Msg("A", "a1"));
+  this->FailTimes(q, 1);  // a1 -> DLQ
+  this->Send(q, this->Msg("A", "a2"));
+  auto held = this->Recv(q);
+  ASSERT_EQ(this->Bodies(held), std::vector<std::string>{"a2"});
+  auto dlq = q.DlqList({});
+  ASSERT_TRUE(q.DlqRedrive((*dlq)[0].message_id).ok());
+  EXPECT_TRUE(this->Recv(q).empty());  // still one in flight per group
+  ASSERT_TRUE(q.Delete(held[0].receipt).ok());
+  EXPECT_EQ(this->Bodies(this->Recv(q)), std::vector<std::string>{"a1"});
+}
+
+TYPED_TEST_P(JobQueueConformance, PurgeEmptiesTheDlqOnly) {
+  queue::QueueSettings st;
+  st.max_receive_count = 1;
+  auto h = this->With(st);
+  auto& q = h->queue();
+  this->Send(q, this->Msg("A", "a"));
+  this->FailTimes(q, 1);
+  this->Send(q, this->Msg("B", "b"));
+  this->FailTimes(q, 1);
+  this->Send(q, this->Msg("C", "c"));
+  auto purged = q.DlqPurge();
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(*purged, 2);
+  EXPECT_TRUE(q.DlqList({})->empty());
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.dlq, 0);
+  EXPECT_EQ(s.visible, 1);
+  EXPECT_EQ(this->Bodies(this->Recv(q)), std::vector<std::string>{"c"});
+}
+
+TYPED_TEST_P(JobQueueConformance, StatsGaugesAndCounters) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  this->Send(q, this->Msg("A", "a2"));
+  this->Send(q, this->Msg("B", "b1"));
+  this->Send(q, this->Msg("C", "c1", queue::Priority::kMedium, 1h));
+  this->Send(q, this->Msg("B", "b1"));  // duplicate
+  this->clock_.Advance(10s);
+  auto s0 = this->StatsOf(q);
+  EXPECT_EQ(s0.visible, 3);
+  EXPECT_EQ(s0.delayed, 1);
+  EXPECT_EQ(s0.in_flight, 0);
+  EXPECT_NEAR(s0.oldest_age_seconds, 10.0, 0.01);
+  auto got = this->Recv(q);  // a1, b1
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(q.Delete(got[1].receipt).ok());
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.visible, 1);  // a2 (waiting behind a1)
+  EXPECT_EQ(s.delayed, 1);
+  EXPECT_EQ(s.in_flight, 1);
+  EXPECT_EQ(s.groups_in_flight, 1);
+  EXPECT_EQ(s.dlq, 0);
+  EXPECT_EQ(s.enqueued_total, 4);
+  EXPECT_EQ(s.deduplicated_total, 1);
+  EXPECT_EQ(s.delivered_total, 2);
+  EXPECT_EQ(s.redelivered_total, 0);
+  EXPECT_EQ(s.dead_lettered_total, 0);
+  EXPECT_NEAR(s.oldest_age_seconds, 10.0, 0.01);
+}
+
+TYPED_TEST_P(JobQueueConformance, LongPollReturnsWhenAMessageArrives) {
+  auto& q = this->q();
+  queue::ReceiveOptions quick;
+  quick.wait = 20ms;
+  auto none = q.Receive(quick);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  std::thread sender([&] {
+    std::this_thread::sleep_for(50ms);
+    (void)q.Send(this->Msg("A", "late"));
+  });
+  queue::ReceiveOptions wait;
+  wait.wait = 30s;  // a bound, never reached when the send arrives
+  auto got = q.Receive(wait);
+  sender.join();
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(this->Bodies(*got), std::vector<std::string>{"late"});
+}
+
+REGISTER_TYPED_TEST_SUITE_P(JobQueueConformance, FifoWithinAGroupOneInFlight,
+                            OtherGroupsAreNotBlocked, DedupInsideAndOutsideTheWindow,
+                            VisibilityExpiryRedeliversAndCounts,
+                            StaleReceiptIsRejectedWithoutEffect, ChangeVisibilityExtendsAndReleases,
+                            FifthFailureDeadLettersWithHistory, ExpiredDeliveriesCountTowardTheDlq,
+                            DeferDoesNotCountAsAFailedReceive, DelaysOfAnyLength,
+                            DelayedSendDoesNotHoldBackLaterMessagesOfItsGroup, HigherPriorityFirst,
+                            LowPriorityIsNotStarved, BatchLimitIsTen, DlqInspectRedriveOneAndAll,
+                            RedrivenMessageWaitsForTheGroupsHolder, PurgeEmptiesTheDlqOnly,
+                            StatsGaugesAndCounters, LongPollReturnsWhenAMessageArrives);
+
+}  // namespace syncwell::conformance
