@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# Share compiled objects between clones in different folders (CI builds a fresh clone).
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 cmake --preset release -DSYNCWELL_BUILD_TESTS=OFF >/dev/null
 cmake --build --preset release --target syncwell
 DATA_DIR=${SYNCWELL_DATA_DIR:-./syncwell-data}
