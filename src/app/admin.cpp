@@ -1,8 +1,10 @@
 // Operator commands: `syncwell token`, `syncwell admin ...`. They work directly on the data
 // directory (the embedded database is safe to share with a running server: WAL + busy timeout).
+#include <boost/json.hpp>
 #include <iomanip>
 #include <iostream>
 
+#include "api/api_service.hpp"
 #include "app/commands.hpp"
 #include "app/wiring.hpp"
 #include "auth/dev_issuer.hpp"
@@ -141,9 +143,190 @@ int RunAdminQueueStats(const config::Settings& s) {
   row("delayed", std::to_string(st->delayed));
   row("in flight", std::to_string(st->in_flight));
   row("dead-lettered", std::to_string(st->dlq));
+  row("groups in flight", std::to_string(st->groups_in_flight));
   row("oldest age (s)", std::to_string(st->oldest_age_seconds));
   row("enqueued (total)", std::to_string(st->enqueued_total));
   row("deduplicated (total)", std::to_string(st->deduplicated_total));
+  row("delivered (total)", std::to_string(st->delivered_total));
+  row("redelivered (total)", std::to_string(st->redelivered_total));
+  row("deferred (total)", std::to_string(st->deferred_total));
+  row("dead-lettered (total)", std::to_string(st->dead_lettered_total));
+  row("redriven (total)", std::to_string(st->redriven_total));
+  return 0;
+}
+
+namespace {
+
+// The job id and the hashed user id of a job envelope {"jobId","userId"}; "-" when unreadable.
+std::pair<std::string, std::string> EnvelopeIds(const std::optional<std::string>& body) {
+  if (!body) return {"-", "-"};
+  boost::system::error_code ec;
+  auto v = boost::json::parse(*body, ec);
+  if (ec || !v.is_object()) return {"-", "-"};
+  const auto& o = v.as_object();
+  std::string job = "-", user = "-";
+  if (auto* j = o.if_contains("jobId"); j && j->is_string()) job = std::string(j->as_string());
+  if (auto* u = o.if_contains("userId"); u && u->is_string())
+    user = api::HashUserId(UserId(std::string(u->as_string())));
+  return {job, user};
+}
+
+std::string LastError(const queue::DlqEntry& e) {
+  for (auto it = e.history.rbegin(); it != e.history.rend(); ++it) {
+    if (it->kind != queue::HistoryKind::kDeferred) return it->text;
+  }
+  return e.history.empty() ? "" : e.history.back().text;
+}
+
+std::string OneLine(std::string s, size_t max) {
+  for (char& c : s)
+    if (c == '\n' || c == '\t' || c == '\r') c = ' ';
+  if (s.size() > max) s = s.substr(0, max - 3) + "...";
+  return s;
+}
+
+// Opens the store and the queue for an admin command; prints the error and returns nullptr.
+struct QueueHandle {
+  std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<store::SqliteJobQueue> queue;
+};
+std::optional<QueueHandle> OpenQueue(const config::Settings& s, const Clock& clock,
+                                     const char* cmd) {
+  auto store = OpenStore(s, clock);
+  if (!store) {
+    std::cerr << cmd << ": " << store.error().message << "\n";
+    return std::nullopt;
+  }
+  QueueHandle h;
+  h.store = std::move(*store);
+  h.queue = std::make_unique<store::SqliteJobQueue>(*h.store);
+  return h;
+}
+
+// Job status back to QUEUED, then the message out of the DLQ (in that order, so a worker never
+// receives a redriven message whose job still says FAILED and drops it). 0 ok, 1 error.
+int RedriveOne(QueueHandle& h, const std::string& id, const char* cmd) {
+  auto e = h.queue->DlqGet(id);
+  if (!e) {
+    std::cerr << cmd << ": " << id << ": " << e.error().message << "\n";
+    return 1;
+  }
+  auto [job, user_hash] = EnvelopeIds(e->body);
+  (void)user_hash;
+  const bool has_job = job != "-";
+  if (has_job) (void)h.store->UpdateJobStatus(JobId(job), store::JobStatus::kQueued, "");
+  if (auto st = h.queue->DlqRedrive(id); !st) {
+    if (has_job)
+      (void)h.store->UpdateJobStatus(JobId(job), store::JobStatus::kFailed, LastError(*e));
+    std::cerr << cmd << ": " << id << ": " << st.error().message << "\n";
+    return 1;
+  }
+  std::cout << "redriven " << id << " (job " << job << ")\n";
+  return 0;
+}
+
+}  // namespace
+
+int RunAdminDlqList(const config::Settings& s, size_t limit) {
+  SystemClock clock;
+  auto h = OpenQueue(s, clock, "syncwell admin dlq list");
+  if (!h) return 1;
+  auto list = h->queue->DlqList(queue::DlqListOptions{limit, ""});
+  if (!list) {
+    std::cerr << "syncwell admin dlq list: " << list.error().message << "\n";
+    return 1;
+  }
+  if (list->empty()) {
+    std::cout << "dead-letter queue is empty\n";
+    return 0;
+  }
+  std::cout << std::left << std::setw(10) << "ID" << std::setw(18) << "GROUP (hashed)"
+            << std::setw(9) << "RECEIVES" << std::setw(8) << "PRIO" << std::setw(26)
+            << "DEAD-LETTERED AT"
+            << "LAST ERROR\n";
+  for (const auto& e : *list) {
+    std::cout << std::left << std::setw(10) << e.message_id << std::setw(18)
+              << api::HashUserId(UserId(e.group_id)) << std::setw(9) << e.receive_count
+              << std::setw(8) << queue::PriorityName(e.priority) << std::setw(26)
+              << FormatRfc3339(e.dead_lettered_at) << OneLine(LastError(e), 60) << "\n";
+  }
+  if (list->size() == limit) std::cout << "(first " << limit << "; use --limit for more)\n";
+  return 0;
+}
+
+int RunAdminDlqShow(const config::Settings& s, const std::string& id) {
+  SystemClock clock;
+  auto h = OpenQueue(s, clock, "syncwell admin dlq show");
+  if (!h) return 1;
+  auto e = h->queue->DlqGet(id);
+  if (!e) {
+    std::cerr << "syncwell admin dlq show: " << id << ": " << e.error().message << "\n";
+    return e.error().code == Errc::kNotFound ? 2 : 1;
+  }
+  auto [job, user_hash] = EnvelopeIds(e->body);
+  auto row = [](const char* k, const std::string& v) {
+    std::cout << std::left << std::setw(18) << k << v << "\n";
+  };
+  row("message", e->message_id);
+  row("job", job);
+  row("user (hashed)", user_hash);
+  row("group (hashed)", api::HashUserId(UserId(e->group_id)));
+  row("priority", queue::PriorityName(e->priority));
+  row("receive count", std::to_string(e->receive_count));
+  row("enqueued at", FormatRfc3339(e->enqueued_at));
+  row("dead-lettered at", FormatRfc3339(e->dead_lettered_at));
+  std::cout << "history:\n";
+  for (const auto& hist : e->history) {
+    std::cout << "  " << std::left << std::setw(26) << FormatRfc3339(hist.at) << std::setw(10)
+              << queue::HistoryKindName(hist.kind) << "receive " << std::setw(4)
+              << hist.receive_count << OneLine(hist.text, 200) << "\n";
+  }
+  return 0;
+}
+
+int RunAdminDlqRedrive(const config::Settings& s, const std::string& id, bool all) {
+  const char* cmd = "syncwell admin dlq redrive";
+  if (all == !id.empty()) {
+    std::cerr << cmd << ": give a message ID or --all\n";
+    return 2;
+  }
+  SystemClock clock;
+  auto h = OpenQueue(s, clock, cmd);
+  if (!h) return 1;
+  if (!all) return RedriveOne(*h, id, cmd);
+  // One by one (not DlqRedriveAll) so each job's status is reset before its message moves.
+  int64_t n = 0, errors = 0;
+  std::string after;
+  while (true) {
+    auto list = h->queue->DlqList(queue::DlqListOptions{500, after});
+    if (!list) {
+      std::cerr << cmd << ": " << list.error().message << "\n";
+      return 1;
+    }
+    if (list->empty()) break;
+    for (const auto& e : *list) {
+      if (RedriveOne(*h, e.message_id, cmd) == 0)
+        ++n;
+      else
+        ++errors;
+      after = e.message_id;
+    }
+  }
+  std::cout << "redriven " << n << " message(s)"
+            << (errors ? ", " + std::to_string(errors) + " failed" : "") << "\n";
+  return errors ? 1 : 0;
+}
+
+int RunAdminDlqPurge(const config::Settings& s) {
+  SystemClock clock;
+  auto h = OpenQueue(s, clock, "syncwell admin dlq purge");
+  if (!h) return 1;
+  auto n = h->queue->DlqPurge();
+  if (!n) {
+    std::cerr << "syncwell admin dlq purge: " << n.error().message << "\n";
+    return 1;
+  }
+  std::cout << "purged " << *n << " message(s)\n";
   return 0;
 }
 

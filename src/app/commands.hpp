@@ -39,6 +39,14 @@ int RunAdminConnectionCreate(const config::Settings& settings, const ConnectionC
 int RunAdminJwksDrop(const config::Settings& settings, const std::string& kid);
 int RunAdminQueueStats(const config::Settings& settings);
 
+// Dead-letter queue (SPEC S3). Output never contains message bodies' health data (there is none:
+// bodies are job envelopes of ids) and shows users only as hashed ids.
+int RunAdminDlqList(const config::Settings& settings, size_t limit);
+int RunAdminDlqShow(const config::Settings& settings, const std::string& message_id);
+// Redrives one message (id) or every one (all); the jobs go back to QUEUED.
+int RunAdminDlqRedrive(const config::Settings& settings, const std::string& message_id, bool all);
+int RunAdminDlqPurge(const config::Settings& settings);
+
 std::string SecretKeyPath(const config::Settings& settings);
 
 }  // namespace syncwell::app

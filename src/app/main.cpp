@@ -34,7 +34,7 @@ struct CommonFlags {
         "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 = any)");
     cmd->add_option_function<std::string>(
         "--role", [this](const std::string& v) { flags["server.role"] = v; },
-        "all|api|worker|scheduler");
+        "all|api|worker (scheduler: later issue)");
     cmd->add_option_function<std::string>(
         "--providers-base-url", [this](const std::string& v) { flags["providers.base_url"] = v; },
         "point every provider at one base URL (simulator; not used yet)");
@@ -144,6 +144,27 @@ int main(int argc, char** argv) {
   auto* queue_stats = queue_cmd->add_subcommand("stats", "queue depth and counters");
   qs_flags.Add(queue_stats, false);
 
+  auto* dlq_cmd = admin->add_subcommand("dlq", "dead-letter queue")->require_subcommand(1);
+  CommonFlags dl_flags, ds_flags, dr_flags, dp_flags;
+  size_t dlq_limit = 100;
+  std::string dlq_id;
+  bool dlq_all = false, dlq_yes = false;
+  auto* dlq_list = dlq_cmd->add_subcommand("list", "dead-lettered messages (no bodies)");
+  dl_flags.Add(dlq_list, false);
+  dlq_list->add_option("--limit", dlq_limit, "at most this many rows (default 100)");
+  auto* dlq_show =
+      dlq_cmd->add_subcommand("show", "one dead-lettered message with its error history");
+  ds_flags.Add(dlq_show, false);
+  dlq_show->add_option("id", dlq_id, "message id")->required();
+  auto* dlq_redrive = dlq_cmd->add_subcommand(
+      "redrive", "move a message (ID) or every message (--all) back to the queue; jobs -> QUEUED");
+  dr_flags.Add(dlq_redrive, false);
+  dlq_redrive->add_option("id", dlq_id, "message id");
+  dlq_redrive->add_flag("--all", dlq_all, "redrive every dead-lettered message");
+  auto* dlq_purge = dlq_cmd->add_subcommand("purge", "delete every dead-lettered message");
+  dp_flags.Add(dlq_purge, false);
+  dlq_purge->add_flag("--yes", dlq_yes, "confirm")->required();
+
   syncwell::loadgen::LoadgenOptions lg;
   std::string lg_duration = "10s", lg_timeout = "10s";
   bool no_idem = false;
@@ -193,6 +214,11 @@ int main(int argc, char** argv) {
     return cc_flags.Load(&s) ? syncwell::app::RunAdminConnectionCreate(s, cc_opts) : 2;
   if (*jwks_drop) return jd_flags.Load(&s) ? syncwell::app::RunAdminJwksDrop(s, kid) : 2;
   if (*queue_stats) return qs_flags.Load(&s) ? syncwell::app::RunAdminQueueStats(s) : 2;
+  if (*dlq_list) return dl_flags.Load(&s) ? syncwell::app::RunAdminDlqList(s, dlq_limit) : 2;
+  if (*dlq_show) return ds_flags.Load(&s) ? syncwell::app::RunAdminDlqShow(s, dlq_id) : 2;
+  if (*dlq_redrive)
+    return dr_flags.Load(&s) ? syncwell::app::RunAdminDlqRedrive(s, dlq_id, dlq_all) : 2;
+  if (*dlq_purge) return dp_flags.Load(&s) ? syncwell::app::RunAdminDlqPurge(s) : 2;
   if (*loadgen) {
     auto d = syncwell::loadgen::ParseDuration(lg_duration);
     auto t = syncwell::loadgen::ParseDuration(lg_timeout);

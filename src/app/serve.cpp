@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <fstream>
 #include <iostream>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -19,7 +21,11 @@
 #include "auth/jwks.hpp"
 #include "auth/jwt.hpp"
 #include "core/log.hpp"
+#include "ratelimit/backoff.hpp"
+#include "ratelimit/delay_tracker.hpp"
 #include "store/sqlite/sqlite_job_queue.hpp"
+#include "worker/scripted_handler.hpp"
+#include "worker/worker_pool.hpp"
 
 namespace syncwell::app {
 namespace {
@@ -115,17 +121,113 @@ class Housekeeper {
   std::thread thread_;
 };
 
+// Queue stats for /metrics: one Stats() query per scrape at most every 500 ms, however many
+// gauges read it. Thread-safe.
+class QueueStatsCache {
+ public:
+  explicit QueueStatsCache(queue::JobQueue& q) : q_(q) {}
+  std::optional<queue::QueueStats> Get() {
+    std::lock_guard lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (!cached_ || now - at_ > std::chrono::milliseconds(500)) {
+      auto st = q_.Stats();
+      if (!st) return std::nullopt;
+      cached_ = *st;
+      at_ = now;
+    }
+    return cached_;
+  }
+
+ private:
+  queue::JobQueue& q_;
+  std::mutex mu_;
+  std::optional<queue::QueueStats> cached_;
+  std::chrono::steady_clock::time_point at_{};
+};
+
+void AddQueueMetrics(obs::Registry& metrics, QueueStatsCache& cache) {
+  using Field = int64_t queue::QueueStats::*;
+  struct G {
+    const char* name;
+    const char* help;
+    Field f;
+    bool counter;
+  };
+  static const G kFields[] = {
+      {"syncwell_queue_visible_messages", "Messages ready to be received",
+       &queue::QueueStats::visible, false},
+      {"syncwell_queue_delayed_messages", "Messages not yet visible (delay, retry, deferral)",
+       &queue::QueueStats::delayed, false},
+      {"syncwell_queue_in_flight_messages", "Messages held under a visibility timeout",
+       &queue::QueueStats::in_flight, false},
+      {"syncwell_queue_dlq_messages", "Dead-letter queue depth", &queue::QueueStats::dlq, false},
+      {"syncwell_queue_groups_in_flight", "Message groups with a message in flight",
+       &queue::QueueStats::groups_in_flight, false},
+      {"syncwell_queue_enqueued_total", "Messages enqueued", &queue::QueueStats::enqueued_total,
+       true},
+      {"syncwell_queue_deduplicated_total", "Sends deduplicated inside the window",
+       &queue::QueueStats::deduplicated_total, true},
+      {"syncwell_queue_delivered_total", "Deliveries", &queue::QueueStats::delivered_total, true},
+      {"syncwell_queue_redelivered_total", "Deliveries of a message delivered before",
+       &queue::QueueStats::redelivered_total, true},
+      {"syncwell_queue_dead_lettered_total", "Messages moved to the dead-letter queue",
+       &queue::QueueStats::dead_lettered_total, true},
+      {"syncwell_queue_deferred_total", "Deferrals (rate limits; not failed deliveries)",
+       &queue::QueueStats::deferred_total, true},
+      {"syncwell_queue_redriven_total", "Messages redriven from the dead-letter queue",
+       &queue::QueueStats::redriven_total, true},
+  };
+  for (const auto& g : kFields) {
+    auto read = [&cache, f = g.f] {
+      auto st = cache.Get();
+      return st ? static_cast<double>((*st).*f) : -1.0;
+    };
+    if (g.counter)
+      metrics.AddCounterFn(g.name, g.help, read);
+    else
+      metrics.AddGauge(g.name, g.help, read);
+  }
+  metrics.AddGauge("syncwell_queue_oldest_message_age_seconds", "Age of the oldest visible message",
+                   [&cache] {
+                     auto st = cache.Get();
+                     return st ? st->oldest_age_seconds : -1.0;
+                   });
+}
+
+// The HTTP surface of `--role worker`: health, readiness and metrics only (no API routes).
+api::HttpResponse OpsOnly(const api::HttpRequest& r, obs::Registry& metrics,
+                          const std::atomic<bool>& draining) {
+  api::HttpResponse resp;
+  resp.route = r.path;
+  if (r.method == "GET" && r.path == "/healthz") {
+    resp.body = R"({"status":"ok"})";
+  } else if (r.method == "GET" && r.path == "/readyz") {
+    resp.status = draining ? 503 : 200;
+    resp.body = draining ? R"({"status":"draining"})" : R"({"status":"ready"})";
+  } else if (r.method == "GET" && r.path == "/metrics") {
+    resp.content_type = "text/plain; version=0.0.4";
+    resp.body = metrics.Render();
+  } else {
+    resp.status = 404;
+    resp.route = "unmatched";
+    resp.body = R"({"code":"NOT_FOUND","detail":"worker role: only /healthz, /readyz, /metrics"})";
+  }
+  return resp;
+}
+
 }  // namespace
 
 int RunServe(const config::Settings& s) {
   log::Level level;
   if (log::ParseLevel(s.log.level, &level)) log::SetLevel(level);
-  if (s.server.role != "all" && s.server.role != "api") {
+  if (s.server.role != "all" && s.server.role != "api" && s.server.role != "worker") {
     std::cerr << "syncwell serve: role '" << s.server.role
-              << "' has nothing to run yet (workers and the scheduler arrive with the queue "
-                 "issue); use --role all or api\n";
+              << "' has nothing to run yet (the scheduler arrives with its issue); use --role "
+                 "all, api or worker\n";
     return 2;
   }
+  const bool run_api = s.server.role != "worker";
+  const bool run_worker = s.server.role != "api";
   auto hp = api::ParseHostPort(s.server.listen);
   if (!hp) {
     std::cerr << "syncwell serve: --listen " << hp.error().message << "\n";
@@ -202,20 +304,51 @@ int RunServe(const config::Settings& s) {
                             m = static_cast<double>(verifier->cache_misses());
                      return h + m > 0 ? h / (h + m) : 0.0;
                    });
-  store::SqliteJobQueue queue(**store);
-  metrics.AddGauge("syncwell_queue_visible_messages", "Messages ready to be received", [&] {
-    auto st = queue.Stats();
-    return st ? static_cast<double>(st->visible) : -1.0;
-  });
-  metrics.AddGauge("syncwell_queue_delayed_messages", "Messages not yet visible (delay)", [&] {
-    auto st = queue.Stats();
-    return st ? static_cast<double>(st->delayed) : -1.0;
-  });
-  metrics.AddGauge("syncwell_queue_oldest_message_age_seconds", "Age of the oldest visible message",
-                   [&] {
-                     auto st = queue.Stats();
-                     return st ? st->oldest_age_seconds : -1.0;
-                   });
+  queue::QueueSettings qs;
+  qs.visibility_timeout = s.worker.visibility_timeout;
+  store::SqliteJobQueue queue(**store, qs);
+  QueueStatsCache stats_cache(queue);
+  AddQueueMetrics(metrics, stats_cache);
+
+  // The worker pool (roles all and worker).
+  auto limiter_settings = LimiterSettings(s);
+  if (!limiter_settings) {
+    std::cerr << "syncwell serve: " << limiter_settings.error().message << "\n";
+    return 2;
+  }
+  ratelimit::InProcessLimiter limiter(clock, *limiter_settings);
+  ratelimit::DelayTracker delay_tracker(clock);
+  ratelimit::DefaultRandomSource random;
+  std::unique_ptr<worker::JobHandler> handler;
+  std::unique_ptr<worker::WorkerPool> pool;
+  if (run_worker) {
+    if (s.worker.handler == "noop") {
+      handler = std::make_unique<worker::NoopSyncHandler>();
+      log::Warn(
+          "worker.handler = noop: jobs are marked SUCCEEDED WITHOUT calling any provider (the sync "
+          "engine arrives with the next issue)");
+    } else {
+      const std::string path = s.worker.handler.substr(std::string("script:").size());
+      auto scripted = worker::ScriptedHandler::Load(path, s.storage.data_dir + "/executions.log");
+      if (!scripted) {
+        std::cerr << "syncwell serve: worker.handler: " << scripted.error().message << "\n";
+        return 2;
+      }
+      handler = std::move(*scripted);
+      log::Warn("worker.handler = script: TEST-ONLY scripted handler in use", {{"script", path}});
+    }
+    worker::WorkerPoolSettings ws;
+    ws.min_workers = s.worker.min_workers;
+    ws.max_workers = s.worker.max_workers;
+    ws.target_backlog_per_worker = s.worker.target_backlog_per_worker;
+    ws.visibility_timeout = s.worker.visibility_timeout;
+    ws.drain_timeout = s.worker.drain_timeout;
+    ws.max_receive_count = qs.max_receive_count;
+    ws.retry_backoff = ratelimit::BackoffSettings{s.worker.retry_base, s.worker.retry_cap};
+    ws.defer_backoff = ws.retry_backoff;
+    pool = std::make_unique<worker::WorkerPool>(ws, queue, **store, limiter, *handler, clock,
+                                                metrics, random, &delay_tracker);
+  }
 
   api::ApiServiceSettings as;
   as.idempotency_retention = s.api.idempotency_retention;
@@ -237,14 +370,20 @@ int RunServe(const config::Settings& s) {
   hs.idle_timeout = s.server.idle_timeout;
   hs.access_log = s.server.access_log;
   hs.max_connections = s.server.max_connections;
+  std::atomic<bool> ops_draining{false};
   api::HttpServer server(
-      hs, [&service](const api::HttpRequest& r) { return service.Handle(r); }, metrics);
+      hs,
+      [&](const api::HttpRequest& r) {
+        return run_api ? service.Handle(r) : OpsOnly(r, metrics, ops_draining);
+      },
+      metrics);
   if (auto st = server.Start(); !st) {
     std::cerr << "syncwell serve: " << st.error().message << "\n";
     return 1;
   }
   Housekeeper housekeeper(**store, *verifier, clock, s.api.idempotency_retention);
   housekeeper.Start();
+  if (pool) pool->Start();
   log::Info("listening", {{"address", hp->first + ":" + std::to_string(server.port())},
                           {"data_dir", s.storage.data_dir},
                           {"role", s.server.role}});
@@ -255,8 +394,14 @@ int RunServe(const config::Settings& s) {
   sigwait(&signals, &sig);
   log::Info("draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   service.SetDraining(true);
+  ops_draining = true;
+  // The worker drain (bounded by worker.drain_timeout) runs alongside the HTTP drain.
+  std::thread worker_drain([&pool] {
+    if (pool) pool->Stop();
+  });
   server.Drain(s.server.drain_timeout);
   server.Stop();
+  worker_drain.join();
   housekeeper.Stop();
   (*store)->Stop();
   log::Info("stopped");

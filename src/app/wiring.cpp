@@ -6,6 +6,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
+
+#include "providers/capabilities.hpp"
 
 namespace syncwell::app {
 
@@ -46,6 +49,36 @@ Result<std::unique_ptr<store::SqliteStore>> OpenStore(const config::Settings& s,
                                           st.error().message);
   }
   return store;
+}
+
+Result<ratelimit::InProcessLimiterSettings> LimiterSettings(const config::Settings& s) {
+  ratelimit::InProcessLimiterSettings out;
+  std::map<std::string, std::vector<ratelimit::WindowLimit>> overrides;
+  for (const auto& text : s.ratelimit.limits) {
+    auto spec = config::ParseLimitSpec(text);
+    if (!spec)
+      return MakeError(Errc::kInvalidArgument, "ratelimit.limits: " + spec.error().message);
+    if (!providers::FindProvider(spec->provider))
+      return MakeError(Errc::kInvalidArgument,
+                       "ratelimit.limits: unknown provider '" + spec->provider + "'");
+    overrides[spec->provider].push_back(
+        ratelimit::WindowLimit{spec->user_scope ? ratelimit::Scope::kUser : ratelimit::Scope::kApp,
+                               spec->window, spec->limit, Duration{0}});
+  }
+  for (auto& p : out.providers) {
+    if (auto it = overrides.find(p.provider); it != overrides.end()) {
+      p.windows = it->second;
+      overrides.erase(it);
+    }
+  }
+  for (auto& [name, windows] : overrides) out.providers.push_back({name, windows});
+  for (const auto& info : providers::AllProviders()) {
+    bool present = false;
+    for (const auto& p : out.providers) present = present || p.provider == info.name;
+    if (!present) out.providers.push_back({std::string(info.name), {}});
+  }
+  if (auto st = ratelimit::ValidateLimits(out.providers, out.reserve); !st) return st.error();
+  return out;
 }
 
 }  // namespace syncwell::app

@@ -6,6 +6,7 @@
 #include "config/settings.hpp"
 #include "core/clock.hpp"
 #include "core/result.hpp"
+#include "ratelimit/in_process_limiter.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace syncwell::app {
@@ -17,5 +18,10 @@ Status EnsureDataDir(const std::string& dir);
 // Opens (and migrates) the embedded store.
 Result<std::unique_ptr<store::SqliteStore>> OpenStore(const config::Settings& s,
                                                       const Clock& clock);
+
+// The in-process limiter's settings: the SPEC S6 defaults, each provider named in
+// ratelimit.limits replaced by its entries, and every other known provider present without
+// limits (so the limiter knows every provider a connection can have).
+Result<ratelimit::InProcessLimiterSettings> LimiterSettings(const config::Settings& s);
 
 }  // namespace syncwell::app

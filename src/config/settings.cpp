@@ -198,6 +198,58 @@ const std::vector<Key>& Keys() {
       Int(
           "api.user_burst", [](const Settings& s) { return s.api.user_burst; },
           [](Settings& s, int64_t v) { s.api.user_burst = static_cast<int>(v); }, 1, 1'000'000),
+      Int(
+          "worker.min_workers", [](const Settings& s) { return s.worker.min_workers; },
+          [](Settings& s, int64_t v) { s.worker.min_workers = static_cast<int>(v); }, 0, 1024),
+      Int(
+          "worker.max_workers", [](const Settings& s) { return s.worker.max_workers; },
+          [](Settings& s, int64_t v) { s.worker.max_workers = static_cast<int>(v); }, 1, 1024),
+      Int(
+          "worker.target_backlog_per_worker",
+          [](const Settings& s) { return s.worker.target_backlog_per_worker; },
+          [](Settings& s, int64_t v) { s.worker.target_backlog_per_worker = static_cast<int>(v); },
+          1, 1'000'000),
+      Dur(
+          "worker.visibility_timeout",
+          [](Settings& s) -> milliseconds& { return s.worker.visibility_timeout; },
+          milliseconds(1'000), milliseconds(12 * 3'600'000)),
+      Dur(
+          "worker.drain_timeout",
+          [](Settings& s) -> milliseconds& { return s.worker.drain_timeout; }, milliseconds(0),
+          milliseconds(600'000)),
+      Dur(
+          "worker.retry_base", [](Settings& s) -> milliseconds& { return s.worker.retry_base; },
+          milliseconds(1), milliseconds(3'600'000)),
+      Dur(
+          "worker.retry_cap", [](Settings& s) -> milliseconds& { return s.worker.retry_cap; },
+          milliseconds(1), milliseconds(86'400'000)),
+      Key{"worker.handler",
+          [](Settings& s, const std::string& v) -> Status {
+            if (v != "noop" && (v.rfind("script:", 0) != 0 || v.size() <= 7))
+              return BadValue("worker.handler", v, "must be noop or script:<path>");
+            s.worker.handler = v;
+            return {};
+          },
+          [](const Settings& s) { return Quote(s.worker.handler); }},
+      Key{"ratelimit.limits",
+          [](Settings& s, const std::string& v) -> Status {
+            std::vector<std::string> out;
+            std::stringstream ss(v);
+            std::string item;
+            while (std::getline(ss, item, ',')) {
+              if (item.empty()) continue;
+              if (auto p = ParseLimitSpec(item); !p)
+                return BadValue("ratelimit.limits", v, p.error().message);
+              out.push_back(item);
+            }
+            s.ratelimit.limits = out;
+            return {};
+          },
+          [](const Settings& s) {
+            std::string out = "[";
+            for (auto& a : s.ratelimit.limits) out += (out.size() > 1 ? ", " : "") + Quote(a);
+            return out + "]";
+          }},
       Str("log.level", [](Settings& s) -> std::string& { return s.log.level; },
           {"debug", "info", "warn", "error"}),
   };
@@ -316,6 +368,39 @@ std::map<std::string, std::string> ProcessEnvironment() {
   return env;
 }
 
+Result<LimitSpec> ParseLimitSpec(std::string_view spec) {
+  auto bad = [&](const std::string& why) {
+    return MakeError(Errc::kInvalidArgument, "'" + std::string(spec) + "': " + why +
+                                                 " (expected provider:app|user:WINDOW:LIMIT)");
+  };
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : spec) {
+    if (c == ':') {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  parts.push_back(cur);
+  if (parts.size() != 4) return bad("four fields needed");
+  LimitSpec out;
+  out.provider = parts[0];
+  if (out.provider.empty()) return bad("empty provider");
+  if (parts[1] != "app" && parts[1] != "user") return bad("scope must be app or user");
+  out.user_scope = parts[1] == "user";
+  auto w = ParseDuration(parts[2]);
+  if (!w || w->count() <= 0) return bad("window must be a positive duration");
+  out.window = *w;
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(parts[3].data(), parts[3].data() + parts[3].size(), n);
+  if (ec != std::errc() || p != parts[3].data() + parts[3].size() || n <= 0)
+    return bad("limit must be a positive integer");
+  out.limit = n;
+  return out;
+}
+
 Result<Settings> Load(const Sources& sources) {
   Settings s;
   if (!sources.config_file.empty()) {
@@ -346,6 +431,15 @@ Result<Settings> Load(const Sources& sources) {
   if (!s.auth.issuer.empty() && (s.auth.audience.empty() || s.auth.jwks.empty())) {
     return MakeError(Errc::kInvalidArgument,
                      "auth.issuer is set: auth.audience and auth.jwks must be set too");
+  }
+  if (s.worker.min_workers > s.worker.max_workers) {
+    return MakeError(Errc::kInvalidArgument, "worker.min_workers (" +
+                                                 std::to_string(s.worker.min_workers) +
+                                                 ") must not exceed worker.max_workers (" +
+                                                 std::to_string(s.worker.max_workers) + ")");
+  }
+  if (s.worker.retry_base > s.worker.retry_cap) {
+    return MakeError(Errc::kInvalidArgument, "worker.retry_base must not exceed worker.retry_cap");
   }
   if (s.auth.dev_mode == "off" && s.auth.issuer.empty()) {
     return MakeError(Errc::kInvalidArgument,

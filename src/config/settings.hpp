@@ -51,6 +51,26 @@ struct ApiSettings {
   int user_burst = 100;
 };
 
+// The worker pool (src/worker). handler: "noop" (marks jobs succeeded WITHOUT calling providers;
+// the sync engine comes with the next issue) or "script:<path>" (test-only scripted handler).
+struct WorkerSettings {
+  int min_workers = 1;
+  int max_workers = 16;
+  int target_backlog_per_worker = 10;
+  std::chrono::milliseconds visibility_timeout{90'000};
+  std::chrono::milliseconds drain_timeout{10'000};
+  std::chrono::milliseconds retry_base{1'000};  // backoff of failed / deferred jobs (full jitter)
+  std::chrono::milliseconds retry_cap{900'000};
+  std::string handler = "noop";
+};
+
+// Provider quotas (SPEC S6). Each entry "provider:scope:window:limit" (scope app|user, window a
+// duration such as 15m) replaces ALL default windows of that provider; entries of one provider
+// combine. Empty: the SPEC S6 defaults.
+struct RateLimitSettings {
+  std::vector<std::string> limits;
+};
+
 struct LogSettings {
   std::string level = "info";
 };
@@ -60,6 +80,8 @@ struct Settings {
   StorageSettings storage;
   AuthSettings auth;
   ApiSettings api;
+  WorkerSettings worker;
+  RateLimitSettings ratelimit;
   LogSettings log;
 
   bool DevModeEnabled() const {
@@ -82,5 +104,14 @@ std::string ToToml(const Settings& s);
 Result<std::chrono::milliseconds> ParseDuration(std::string_view s);
 std::string FormatDuration(std::chrono::milliseconds d);
 std::map<std::string, std::string> ProcessEnvironment();
+
+// One parsed ratelimit.limits entry.
+struct LimitSpec {
+  std::string provider;
+  bool user_scope = false;
+  std::chrono::milliseconds window{0};
+  int64_t limit = 0;
+};
+Result<LimitSpec> ParseLimitSpec(std::string_view spec);
 
 }  // namespace syncwell::config

@@ -19,7 +19,9 @@ JOB = {"sourceConnectionId": None, "destinationConnectionId": None, "dataType": 
 class ApiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.s = Server(extra=["--set", "api.user_rate_per_second=0", "--set", "server.read_timeout=2s"])
+        # API only: these tests look at jobs while QUEUED (the worker is tested in test_worker.py).
+        cls.s = Server(extra=["--role", "api", "--set", "api.user_rate_per_second=0",
+                              "--set", "server.read_timeout=2s"])
         # Users and connections are created before the server starts and while it runs.
         cls.alice = cls.s.user("alice", "FREE")
         cls.s.start()
@@ -194,7 +196,7 @@ class ApiTest(unittest.TestCase):
 
 class LifecycleTest(unittest.TestCase):
     def test_kill9_loses_no_accepted_job_and_keeps_idempotency(self):
-        s = Server()
+        s = Server(extra=["--role", "api"])  # no worker: every accepted job must still be queued
         try:
             tok = s.user("dora")
             src, dst = s.connection("dora", "garmin"), s.connection("dora", "strava")

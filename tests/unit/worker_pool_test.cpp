@@ -1,0 +1,438 @@
+// WorkerPool against the in-memory Store + JobQueue fake and a ManualClock. Most tests call
+// Receive + Process on the test thread (no pool threads, no sleeps); heartbeat and drain tests
+// run a handler on a second thread and synchronise on latches, never on wall-clock timing.
+#include "worker/worker_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "fakes/in_memory_store.hpp"
+#include "obs/metrics.hpp"
+
+namespace syncwell::worker {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class FixedRandom final : public ratelimit::RandomSource {
+ public:
+  // The jitter's upper end: backoff = max(ceiling(attempt), retry_after), deterministic.
+  uint64_t UniformUpTo(uint64_t upper) override { return upper; }
+};
+
+class FakeLimiter final : public ratelimit::RateLimiter {
+ public:
+  bool Available() const override { return available; }
+  Result<ratelimit::Decision> TryAcquire(std::string_view provider, std::string_view,
+                                         ratelimit::Priority, int64_t) override {
+    last_provider = std::string(provider);
+    if (!available) return MakeError(Errc::kUnavailable, "down");
+    ++calls;
+    if (!grant) return ratelimit::Decision{false, milliseconds{5000}};
+    return ratelimit::Decision{true, milliseconds{0}};
+  }
+  Status RecordRetryAfter(std::string_view, std::string_view, Duration d) override {
+    recorded_retry_after = d;
+    return {};
+  }
+  std::atomic<bool> available{true};
+  std::atomic<bool> grant{true};
+  std::atomic<int> calls{0};
+  std::string last_provider;
+  Duration recorded_retry_after{0};
+};
+
+// A handler driven by a function; counts calls.
+class FnHandler final : public JobHandler {
+ public:
+  std::function<Result<void>(const store::Job&, JobContext&)> fn =
+      [](const store::Job&, JobContext&) -> Result<void> { return {}; };
+  Result<void> Handle(const store::Job& job, JobContext& ctx) override {
+    ++calls;
+    return fn(job, ctx);
+  }
+  std::atomic<int> calls{0};
+};
+
+class WorkerPoolTest : public ::testing::Test {
+ protected:
+  WorkerPoolTest() : store_(clock_) {}
+
+  JobId AddJob(const std::string& user, const std::string& priority = "medium",
+               store::ConnectionStatus conn_status = store::ConnectionStatus::kActive) {
+    (void)store_.EnsureUser(UserId(user), store::Tier::kPro);
+    store::Connection c;
+    c.id = ConnectionId("conn_" + user);
+    c.user = UserId(user);
+    c.provider = "garmin";
+    c.provider_user_id = "g-" + user;
+    c.status = conn_status;
+    (void)store_.CreateConnection(c);
+    store::Job j;
+    j.id = JobId("job_" + user + "_" + std::to_string(++seq_));
+    j.user = UserId(user);
+    j.source = c.id;
+    j.destination = ConnectionId("conn_dst");
+    j.data_type = "workout";
+    j.mode = "manual";
+    j.priority = priority;
+    queue::OutgoingMessage m;
+    m.group_id = user;
+    m.dedup_id = j.id.str();
+    queue::ParsePriority(priority, &m.priority);
+    m.body = R"({"jobId":")" + j.id.str() + R"(","userId":")" + user + R"("})";
+    EXPECT_TRUE(store_.CreateJob(j, m, nullptr));
+    return j.id;
+  }
+
+  store::JobStatus StatusOf(const JobId& id, const std::string& user) {
+    return store_.GetJob(UserId(user), id)->status;
+  }
+
+  std::unique_ptr<WorkerPool> MakePool(WorkerPoolSettings s = {}) {
+    s.retry_backoff = {milliseconds{1000}, milliseconds{60'000}};
+    s.defer_backoff = s.retry_backoff;
+    return std::make_unique<WorkerPool>(s, store_, store_, limiter_, handler_, clock_, metrics_,
+                                        random_);
+  }
+
+  // Receives one message (or none) and processes it on this thread.
+  bool ReceiveAndProcess(WorkerPool& pool) {
+    auto got = store_.Receive(queue::ReceiveOptions{1, std::nullopt, milliseconds{0}});
+    EXPECT_TRUE(got);
+    if (!got || got->empty()) return false;
+    pool.Process(got->front());
+    return true;
+  }
+
+  double Outcome(const std::string& o) {
+    return static_cast<double>(metrics_
+                                   .GetCounter("syncwell_worker_jobs_total",
+                                               "Job deliveries by outcome", "outcome=\"" + o + "\"")
+                                   .Value());
+  }
+
+  ManualClock clock_;
+  fakes::InMemoryStore store_;
+  FakeLimiter limiter_;
+  FnHandler handler_;
+  FixedRandom random_;
+  obs::Registry metrics_;
+  int seq_ = 0;
+};
+
+TEST(DesiredWorkersTest, CeilOfBacklogOverTargetClampedToMinMax) {
+  WorkerPoolSettings s;
+  s.min_workers = 2;
+  s.max_workers = 8;
+  s.target_backlog_per_worker = 10;
+  EXPECT_EQ(DesiredWorkers(0, s), 2);
+  EXPECT_EQ(DesiredWorkers(25, s), 3);
+  EXPECT_EQ(DesiredWorkers(30, s), 3);
+  EXPECT_EQ(DesiredWorkers(31, s), 4);
+  EXPECT_EQ(DesiredWorkers(1'000'000, s), 8);
+  s.min_workers = 0;
+  EXPECT_EQ(DesiredWorkers(0, s), 0);
+  EXPECT_EQ(DesiredWorkers(1, s), 1);
+}
+
+TEST_F(WorkerPoolTest, SuccessPathGoesQueuedRunningSucceededAndDeletesTheMessage) {
+  auto id = AddJob("alice");
+  EXPECT_EQ(StatusOf(id, "alice"), store::JobStatus::kQueued);
+  store::JobStatus seen = store::JobStatus::kQueued;
+  std::string provider;
+  handler_.fn = [&](const store::Job& j, JobContext& ctx) -> Result<void> {
+    seen = StatusOf(j.id, "alice");
+    provider = ctx.provider;
+    EXPECT_EQ(ctx.attempt, 1);
+    return {};
+  };
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(seen, store::JobStatus::kRunning);
+  EXPECT_EQ(provider, "garmin");
+  EXPECT_EQ(limiter_.last_provider, "garmin");
+  EXPECT_EQ(StatusOf(id, "alice"), store::JobStatus::kSucceeded);
+  EXPECT_TRUE(store_.Messages().empty());
+  EXPECT_EQ(Outcome("succeeded"), 1);
+}
+
+TEST_F(WorkerPoolTest, RetryableFailureIsRetriedWithBackoffThenSucceeds) {
+  auto id = AddJob("bob");
+  handler_.fn = [&](const store::Job&, JobContext& ctx) -> Result<void> {
+    if (ctx.attempt == 1) return MakeError(Errc::kRetryable, "503 from provider");
+    return {};
+  };
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(StatusOf(id, "bob"), store::JobStatus::kQueued);
+  ASSERT_EQ(store_.Messages().size(), 1u);
+  EXPECT_EQ(store_.Messages()[0].receive_count, 1);
+  EXPECT_FALSE(ReceiveAndProcess(*pool)) << "the retry waits for its backoff (1 s ceiling)";
+  clock_.Advance(seconds{2});
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(StatusOf(id, "bob"), store::JobStatus::kSucceeded);
+  EXPECT_EQ(handler_.calls, 2);
+  EXPECT_EQ(Outcome("retried"), 1);
+}
+
+TEST_F(WorkerPoolTest, FiveFailuresDeadLetterTheMessageAndFailTheJob) {
+  auto id = AddJob("carol");
+  handler_.fn = [](const store::Job&, JobContext&) -> Result<void> {
+    return MakeError(Errc::kRetryable, "timeout");
+  };
+  auto pool = MakePool();
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(seconds{120});  // past any backoff (cap 60 s)
+    ASSERT_TRUE(ReceiveAndProcess(*pool)) << "delivery " << i + 1;
+    if (i < 4) {
+      EXPECT_EQ(StatusOf(id, "carol"), store::JobStatus::kQueued);
+    }
+  }
+  EXPECT_EQ(StatusOf(id, "carol"), store::JobStatus::kFailed);
+  EXPECT_NE(store_.GetJob(UserId("carol"), id)->error.find("timeout"), std::string::npos);
+  auto dlq = store_.DlqList({});
+  ASSERT_TRUE(dlq);
+  ASSERT_EQ(dlq->size(), 1u);
+  EXPECT_EQ((*dlq)[0].receive_count, 5);
+  clock_.Advance(seconds{120});
+  EXPECT_FALSE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(handler_.calls, 5);
+  EXPECT_EQ(Outcome("dead_lettered"), 1);
+}
+
+TEST_F(WorkerPoolTest, PermanentErrorEndsInTheDlqAndFailed) {
+  auto id = AddJob("pete");
+  handler_.fn = [](const store::Job&, JobContext&) -> Result<void> {
+    return MakeError(Errc::kPermanent, "mapping error");
+  };
+  auto pool = MakePool();
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(seconds{120});
+    ASSERT_TRUE(ReceiveAndProcess(*pool));
+  }
+  EXPECT_EQ(StatusOf(id, "pete"), store::JobStatus::kFailed);
+  EXPECT_EQ(store_.DlqList({})->size(), 1u);
+}
+
+TEST_F(WorkerPoolTest, AuthRevokedFailsAtOnceWithoutRetries) {
+  auto id = AddJob("dave");
+  handler_.fn = [](const store::Job&, JobContext&) -> Result<void> {
+    return MakeError(Errc::kAuthRevoked, "invalid_grant");
+  };
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(StatusOf(id, "dave"), store::JobStatus::kFailed);
+  EXPECT_TRUE(store_.Messages().empty()) << "deleted, not dead-lettered or retried";
+  clock_.Advance(seconds{3600});
+  EXPECT_FALSE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(handler_.calls, 1);
+}
+
+TEST_F(WorkerPoolTest, ConnectionNeedingReauthFailsWithoutRunningTheHandler) {
+  auto id = AddJob("erin", "medium", store::ConnectionStatus::kNeedsReauth);
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(StatusOf(id, "erin"), store::JobStatus::kFailed);
+  EXPECT_EQ(handler_.calls, 0);
+  EXPECT_EQ(limiter_.calls, 0);
+}
+
+TEST_F(WorkerPoolTest, RefusedTokenDefersWithoutCountingTheReceive) {
+  auto id = AddJob("fay");
+  limiter_.grant = false;
+  auto pool = MakePool();
+  for (int i = 0; i < 7; ++i) {  // more than maxReceiveCount: deferrals never dead-letter
+    ASSERT_TRUE(ReceiveAndProcess(*pool));
+    ASSERT_EQ(store_.Messages().size(), 1u);
+    EXPECT_EQ(store_.Messages()[0].receive_count, 0);
+    EXPECT_FALSE(ReceiveAndProcess(*pool)) << "deferred by at least the limiter's retry_after";
+    clock_.Advance(seconds{61});  // past the backoff cap
+  }
+  EXPECT_EQ(handler_.calls, 0);
+  EXPECT_EQ(StatusOf(id, "fay"), store::JobStatus::kQueued);
+  EXPECT_TRUE(store_.DlqList({})->empty());
+  limiter_.grant = true;
+  clock_.Advance(seconds{3600});
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(StatusOf(id, "fay"), store::JobStatus::kSucceeded);
+  EXPECT_EQ(Outcome("deferred_rate_limited"), 7);
+}
+
+TEST_F(WorkerPoolTest, ProviderRateLimitDefersHonouringRetryAfter) {
+  auto id = AddJob("gus");
+  handler_.fn = [&](const store::Job&, JobContext&) -> Result<void> {
+    if (handler_.calls == 1) {
+      Error e = MakeError(Errc::kRateLimited, "429");
+      e.retry_after = milliseconds{30'000};
+      return e;
+    }
+    return {};
+  };
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(limiter_.recorded_retry_after, milliseconds{30'000});
+  EXPECT_EQ(store_.Messages()[0].receive_count, 0) << "a deferral is not a failed delivery";
+  EXPECT_EQ(StatusOf(id, "gus"), store::JobStatus::kQueued);
+  clock_.Advance(seconds{29});
+  EXPECT_FALSE(ReceiveAndProcess(*pool));
+  clock_.Advance(seconds{2});
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(StatusOf(id, "gus"), store::JobStatus::kSucceeded);
+}
+
+TEST_F(WorkerPoolTest, SafeModeDefersWhenTheLimiterIsUnavailable) {
+  auto id = AddJob("hal");
+  limiter_.available = false;
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(handler_.calls, 0);
+  EXPECT_EQ(store_.Messages()[0].receive_count, 0);
+  EXPECT_EQ(StatusOf(id, "hal"), store::JobStatus::kQueued);
+  EXPECT_EQ(Outcome("deferred_safe_mode"), 1);
+}
+
+TEST_F(WorkerPoolTest, CommittedJobIsNeverRunAgain) {
+  auto id = AddJob("ivy");
+  // A crash after the SUCCEEDED commit but before Delete: the message comes back.
+  ASSERT_TRUE(store_.UpdateJobStatus(id, store::JobStatus::kSucceeded, ""));
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(handler_.calls, 0);
+  EXPECT_TRUE(store_.Messages().empty());
+  EXPECT_EQ(Outcome("already_done"), 1);
+}
+
+// Blocks the handler until released; signals when it started.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool started = false, release = false, saw_cancel = false;
+  void WaitStarted() {
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return started; });
+  }
+  void Release() {
+    {
+      std::lock_guard l(mu);
+      release = true;
+    }
+    cv.notify_all();
+  }
+};
+
+TEST_F(WorkerPoolTest, HeartbeatExtendsVisibilityOfALongJob) {
+  auto id = AddJob("jan");
+  Gate gate;
+  handler_.fn = [&](const store::Job&, JobContext&) -> Result<void> {
+    std::unique_lock l(gate.mu);
+    gate.started = true;
+    gate.cv.notify_all();
+    gate.cv.wait(l, [&] { return gate.release; });
+    return {};
+  };
+  WorkerPoolSettings s;
+  s.visibility_timeout = seconds{30};  // heartbeat every 10 s
+  auto pool = MakePool(s);
+  auto got = store_.Receive(queue::ReceiveOptions{1, seconds{30}, milliseconds{0}});
+  ASSERT_TRUE(got && got->size() == 1);
+  auto m = got->front();
+  const int64_t first_visible = store_.Messages()[0].visible_at;
+  std::thread t([&] { pool->Process(m); });
+  gate.WaitStarted();
+  clock_.Advance(seconds{5});
+  pool->Tick();
+  EXPECT_EQ(store_.Messages()[0].visible_at, first_visible) << "no heartbeat before 10 s";
+  for (int i = 0; i < 10; ++i) {  // 100 s in all: far beyond the 30 s timeout
+    clock_.Advance(seconds{10});
+    pool->Tick();
+    EXPECT_EQ(store_.Messages()[0].visible_at, ToUnixMillis(clock_.Now()) + 30'000);
+  }
+  EXPECT_EQ(store_.Messages()[0].state, "inflight");
+  gate.Release();
+  t.join();
+  EXPECT_EQ(StatusOf(id, "jan"), store::JobStatus::kSucceeded);
+  EXPECT_TRUE(store_.Messages().empty());
+}
+
+TEST_F(WorkerPoolTest, TickComputesDesiredWorkersFromTheBacklog) {
+  for (int i = 0; i < 35; ++i) AddJob("u" + std::to_string(i));
+  WorkerPoolSettings s;
+  s.min_workers = 1;
+  s.max_workers = 3;
+  s.target_backlog_per_worker = 10;
+  auto pool = MakePool(s);
+  pool->Tick();
+  EXPECT_EQ(pool->desired_workers(), 3);  // ceil(35 / 10) = 4, capped at 3
+  s.max_workers = 16;
+  auto pool2 = MakePool(s);
+  pool2->Tick();
+  EXPECT_EQ(pool2->desired_workers(), 4);
+  EXPECT_EQ(pool2->current_workers(), 4);
+}
+
+TEST_F(WorkerPoolTest, StopReleasesJobsThatOutliveTheDrainTimeout) {
+  auto id = AddJob("kim");
+  Gate gate;
+  handler_.fn = [&](const store::Job&, JobContext& ctx) -> Result<void> {
+    {
+      std::lock_guard l(gate.mu);
+      gate.started = true;
+    }
+    gate.cv.notify_all();
+    const bool finished = ctx.SleepFor(seconds{60});
+    gate.saw_cancel = !finished;
+    return finished ? Result<void>{} : MakeError(Errc::kRetryable, "cancelled");
+  };
+  WorkerPoolSettings s;
+  s.receive_wait = milliseconds{20};
+  s.drain_timeout = milliseconds{50};
+  s.tick_interval = seconds{3600};  // heartbeats are not under test here
+  auto pool = MakePool(s);
+  pool->Start();
+  gate.WaitStarted();
+  EXPECT_EQ(StatusOf(id, "kim"), store::JobStatus::kRunning);
+  pool->Stop();
+  EXPECT_TRUE(gate.saw_cancel);
+  ASSERT_EQ(store_.Messages().size(), 1u);
+  const auto msg = store_.Messages()[0];
+  EXPECT_EQ(msg.state, "ready");
+  EXPECT_EQ(msg.receive_count, 0) << "released, not counted as a failed delivery";
+  EXPECT_LE(msg.visible_at, ToUnixMillis(clock_.Now()));
+  EXPECT_EQ(StatusOf(id, "kim"), store::JobStatus::kQueued);
+  EXPECT_EQ(Outcome("released"), 1);
+  EXPECT_EQ(pool->current_workers(), 0);
+}
+
+TEST_F(WorkerPoolTest, StopLetsShortJobsFinish) {
+  auto id = AddJob("lou");
+  Gate gate;
+  handler_.fn = [&](const store::Job&, JobContext&) -> Result<void> {
+    std::unique_lock l(gate.mu);
+    gate.started = true;
+    gate.cv.notify_all();
+    gate.cv.wait(l, [&] { return gate.release; });
+    return {};
+  };
+  WorkerPoolSettings s;
+  s.receive_wait = milliseconds{20};
+  s.drain_timeout = seconds{60};
+  auto pool = MakePool(s);
+  pool->Start();
+  gate.WaitStarted();
+  auto stopped = std::async(std::launch::async, [&] { pool->Stop(); });
+  gate.Release();
+  stopped.get();
+  EXPECT_EQ(StatusOf(id, "lou"), store::JobStatus::kSucceeded);
+  EXPECT_TRUE(store_.Messages().empty());
+}
+
+}  // namespace
+}  // namespace syncwell::worker
