@@ -54,8 +54,10 @@ SAT_DURATION=${SAT_DURATION:-15s}
 FIXED_RATE=${FIXED_RATE:-3000}
 FIXED_DURATION=${FIXED_DURATION:-30s}
 # The per-user request limit (default 50/s) would turn a few hundred synthetic users at
-# saturation into 429s; the limiter stays in the path but is set out of reach.
-SERVE_ARGS=${SERVE_ARGS:---set api.user_rate_per_second=1000000 --set api.user_burst=1000000}
+# saturation into 429s; the limiter stays in the path but is set out of reach. --role api
+# measures intake alone (with the default role `all` the worker pool also drains the queue on the
+# same SQLite writer; pass SERVE_ARGS to measure that).
+SERVE_ARGS=${SERVE_ARGS:---role api --set api.user_rate_per_second=1000000 --set api.user_burst=1000000}
 SERVE_LOG_LEVEL=${SERVE_LOG_LEVEL:-warn}
 KEEP_WORK=${KEEP_WORK:-0}
 STRICT=${STRICT:-0}
