@@ -16,15 +16,17 @@
 //   receipt. With wait > 0 the call blocks until at least one message is available or `wait`
 //   (a real-time bound on blocking) passed.
 // - Receipts: valid while the message is held under that delivery; invalid once the message was
-//   deleted (kNotFound), or returned (Fail/Defer/ChangeVisibility 0), dead-lettered or received
-//   again by anyone (kConflict). A rejected receipt changes nothing.
+//   deleted (kNotFound), or returned (Fail/Defer/ChangeVisibility 0), dead-lettered (Fail,
+//   DeadLetter) or received again by anyone (kConflict). A rejected receipt changes nothing.
 // - Visibility expiry: a held message whose timeout passed is visible again; receiving it again
 //   records an "expired" entry in its history and counts as another receive.
 // - Receive count / DLQ: every delivery increments receive_count. Fail records the error and either
 //   retries after `retry_delay` or, when receive_count >= max_receive_count (5), moves the message
 //   to the DLQ. A visible message that already has receive_count >= max_receive_count (its last
-//   delivery expired or was released) is dead-lettered instead of delivered. Defer (rate limits)
-//   returns the message after `delay` and takes the receive back (receive_count - 1).
+//   delivery expired or was released) is dead-lettered instead of delivered. DeadLetter
+//   (permanent errors) records the error and moves the held message to the DLQ at once, whatever
+//   its receive_count. Defer (rate limits) returns the message after `delay` and takes the
+//   receive back (receive_count - 1).
 // - Delays: any length (24 h and more), at send and when returned.
 // - Priorities: among visible group heads, delivery order is by effective time
 //   = visible since + lag(priority), lag(high) = 0, lag(medium) = priority_lag_medium,
@@ -171,6 +173,10 @@ class JobQueue {
   // receive_count >= max_receive_count.
   virtual Result<FailOutcome> Fail(std::string_view receipt, std::string_view error,
                                    std::chrono::milliseconds retry_delay) = 0;
+  // Records `error` in the history (kFailed) and moves the held message to the DLQ now, whatever
+  // its receive_count (permanent errors: no retries). Like a dead-lettering Fail, it frees the
+  // group for its next message and counts in dead_lettered_total.
+  virtual Status DeadLetter(std::string_view receipt, std::string_view error) = 0;
 
   // DLQ operations. Unknown (or not dead-lettered) ids: kNotFound.
   virtual Result<std::vector<DlqEntry>> DlqList(const DlqListOptions& options) = 0;

@@ -367,6 +367,22 @@ void WorkerPool::FailDelivery(const queue::ReceivedMessage& m, const store::Job*
   }
 }
 
+void WorkerPool::DeadLetterNow(const queue::ReceivedMessage& m, const store::Job& job,
+                               const std::string& error) {
+  // FAILED first, as on the last retry: a crash before DeadLetter leaves a FAILED job whose
+  // message comes back and is deleted as already done, never a dead-lettered job left RUNNING.
+  SetStatus(job.id, store::JobStatus::kFailed, error);
+  if (auto st = queue_.DeadLetter(m.receipt, error); !st) {
+    log::Warn("worker: dead-letter failed",
+              {{"message", m.message_id}, {"error", st.error().message}});
+    Outcome("error").Inc();
+    return;
+  }
+  Outcome("dead_lettered").Inc();
+  log::Warn("worker: job dead-lettered (permanent error)",
+            {{"job", job.id.str()}, {"message", m.message_id}, {"error", error}});
+}
+
 void WorkerPool::Process(const queue::ReceivedMessage& m) {
   JobId job_id;
   UserId user;
@@ -514,6 +530,9 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
     }
     case Errc::kAuthRevoked:
       FailJobNow(m, job_id, "authorization revoked: " + e.message, "auth_failed");
+      return;
+    case Errc::kPermanent:  // will never succeed (SPEC S4): no retries, DLQ at once
+      DeadLetterNow(m, *job, std::string(ErrcName(e.code)) + ": " + e.message);
       return;
     default:
       FailDelivery(m, &*job, std::string(ErrcName(e.code)) + ": " + e.message);

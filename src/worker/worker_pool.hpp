@@ -32,12 +32,14 @@
 //        kRetryable   -> Fail(backoff): QUEUED again (or FAILED + DLQ at the 5th delivery).
 //        kRateLimited -> RecordRetryAfter, QUEUED, Defer(max(backoff, retry_after)).
 //        kAuthRevoked -> FAILED at once, Delete (no retries).
-//        kPermanent   -> Fail(backoff) like kRetryable, i.e. DLQ after maxReceiveCount deliveries,
-//                        then FAILED. Chosen over dead-lettering at once because the JobQueue port
-//                        has no "dead-letter now" operation (adding one is a port change) and a
-//                        "permanent" verdict can be wrong (a provider 404 during its deploy).
+//        kPermanent   -> FAILED, then DeadLetter: the message goes to the DLQ at once, whatever
+//                        its receive count (SPEC S4: mapping error, 404 of a removed API,
+//                        capability mismatch); no retries. A wrong "permanent" verdict (e.g. a
+//                        provider 404 during its deploy) is recovered by a DLQ redrive.
 //      When the delivery being failed is the last allowed one, FAILED is written BEFORE Fail, so a
-//      crash in between still ends with the job FAILED and the message in the DLQ.
+//      crash in between still ends with the job FAILED and the message in the DLQ. Likewise FAILED
+//      is written BEFORE DeadLetter; a crash in between leaves the job FAILED and its message is
+//      deleted as already done on its next delivery (the job is never left RUNNING).
 //
 // Drain (Stop): the dispatcher stops receiving; in-flight jobs get drain_timeout (real time) to
 // finish; those that did not are released with Defer(0) — available to the next worker at once,
@@ -81,7 +83,7 @@ struct WorkerPoolSettings {
   std::chrono::milliseconds tick_interval{std::chrono::seconds{1}};
   // Must equal the queue's QueueSettings::max_receive_count (decides when FAILED is written).
   int max_receive_count = 5;
-  ratelimit::BackoffSettings retry_backoff;  // Fail delays (retryable / permanent)
+  ratelimit::BackoffSettings retry_backoff;  // Fail delays (retryable)
   ratelimit::BackoffSettings defer_backoff;  // rate-limit / safe-mode deferrals
 };
 
@@ -135,6 +137,8 @@ class WorkerPool {
                     const std::string& error);
   void FailJobNow(const queue::ReceivedMessage& m, const JobId& job, const std::string& error,
                   const char* outcome);
+  void DeadLetterNow(const queue::ReceivedMessage& m, const store::Job& job,
+                     const std::string& error);
   void SetStatus(const JobId& job, store::JobStatus status, const std::string& error);
   int NextDeferralAttempt(const queue::ReceivedMessage& m) const;
   obs::Counter& Outcome(const char* outcome);

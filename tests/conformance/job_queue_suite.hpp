@@ -253,6 +253,80 @@ TYPED_TEST_P(JobQueueConformance, FifthFailureDeadLettersWithHistory) {
   EXPECT_EQ(this->Bodies(this->Recv(q)), std::vector<std::string>{"a2"});
 }
 
+TYPED_TEST_P(JobQueueConformance, DeadLetterMovesToTheDlqAtOnce) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  this->Send(q, this->Msg("A", "a2"));
+  auto got = this->Recv(q);
+  ASSERT_EQ(this->Bodies(got), std::vector<std::string>{"a1"});
+  EXPECT_EQ(got[0].receive_count, 1);  // first delivery: far below max_receive_count
+  ASSERT_TRUE(q.DeadLetter(got[0].receipt, "mapping error").ok());
+  // The receipt ended with it.
+  EXPECT_EQ(q.Delete(got[0].receipt).error().code, Errc::kConflict);
+  EXPECT_EQ(q.DeadLetter(got[0].receipt, "again").error().code, Errc::kConflict);
+  EXPECT_EQ(q.DeadLetter("not-a-receipt", "x").error().code, Errc::kInvalidArgument);
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.dlq, 1);
+  EXPECT_EQ(s.dead_lettered_total, 1);
+  EXPECT_EQ(s.in_flight, 0);
+  auto dlq = q.DlqList({});
+  ASSERT_TRUE(dlq.ok());
+  ASSERT_EQ(dlq->size(), 1u);
+  const auto& e = (*dlq)[0];
+  EXPECT_EQ(e.message_id, got[0].message_id);
+  EXPECT_EQ(e.group_id, "A");
+  EXPECT_EQ(e.receive_count, 1);
+  EXPECT_EQ(e.dead_lettered_at, FromUnixMillis(ToUnixMillis(this->clock_.Now())));
+  ASSERT_EQ(e.history.size(), 1u);
+  EXPECT_EQ(e.history[0].kind, queue::HistoryKind::kFailed);
+  EXPECT_EQ(e.history[0].text, "mapping error");
+  EXPECT_EQ(e.history[0].receive_count, 1);
+  EXPECT_EQ(q.DlqGet(e.message_id)->body, std::optional<std::string>("a1"));
+  // The group moves on at once.
+  auto next = this->Recv(q);
+  ASSERT_EQ(this->Bodies(next), std::vector<std::string>{"a2"});
+  ASSERT_TRUE(q.Delete(next[0].receipt).ok());
+  // Redrive brings it back with the receive count reset and the history kept.
+  ASSERT_TRUE(q.DlqRedrive(e.message_id).ok());
+  auto again = this->Recv(q);
+  ASSERT_EQ(this->Bodies(again), std::vector<std::string>{"a1"});
+  EXPECT_EQ(again[0].receive_count, 1);
+  ASSERT_EQ(again[0].history.size(), 1u);
+  EXPECT_EQ(again[0].history[0].text, "mapping error");
+  ASSERT_TRUE(q.Delete(again[0].receipt).ok());
+  s = this->StatsOf(q);
+  EXPECT_EQ(s.dlq, 0);
+  EXPECT_EQ(s.redriven_total, 1);
+  EXPECT_EQ(s.dead_lettered_total, 1);
+}
+
+TYPED_TEST_P(JobQueueConformance, DeadLetterWithAStaleOrDeletedReceiptChangesNothing) {
+  auto& q = this->q();
+  this->Send(q, this->Msg("A", "a1"));
+  auto first = this->Recv(q, 1, 10s);
+  ASSERT_EQ(first.size(), 1u);
+  this->clock_.Advance(11s);
+  auto second = this->Recv(q, 1, 30s);  // the first holder's lease expired; taken again
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(q.DeadLetter(first[0].receipt, "stale").error().code, Errc::kConflict);
+  auto s = this->StatsOf(q);
+  EXPECT_EQ(s.dlq, 0);
+  EXPECT_EQ(s.dead_lettered_total, 0);
+  EXPECT_EQ(s.in_flight, 1);
+  EXPECT_TRUE(q.DlqList({})->empty());
+  // Still held by the second receiver, whose receipt works; no "stale" entry was recorded.
+  ASSERT_TRUE(q.ChangeVisibility(second[0].receipt, 0ms).ok());
+  auto third = this->Recv(q);
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].receive_count, 3);
+  for (const auto& h : third[0].history) EXPECT_NE(h.text, "stale");
+  ASSERT_TRUE(q.Delete(third[0].receipt).ok());
+  EXPECT_EQ(q.DeadLetter(third[0].receipt, "gone").error().code, Errc::kNotFound);
+  s = this->StatsOf(q);
+  EXPECT_EQ(s.dlq, 0);
+  EXPECT_EQ(s.dead_lettered_total, 0);
+}
+
 TYPED_TEST_P(JobQueueConformance, ExpiredDeliveriesCountTowardTheDlq) {
   auto& q = this->q();
   this->Send(q, this->Msg("A", "a1"));
@@ -512,11 +586,13 @@ REGISTER_TYPED_TEST_SUITE_P(JobQueueConformance, FifoWithinAGroupOneInFlight,
                             OtherGroupsAreNotBlocked, DedupInsideAndOutsideTheWindow,
                             VisibilityExpiryRedeliversAndCounts,
                             StaleReceiptIsRejectedWithoutEffect, ChangeVisibilityExtendsAndReleases,
-                            FifthFailureDeadLettersWithHistory, ExpiredDeliveriesCountTowardTheDlq,
-                            DeferDoesNotCountAsAFailedReceive, DelaysOfAnyLength,
-                            DelayedSendDoesNotHoldBackLaterMessagesOfItsGroup, HigherPriorityFirst,
-                            LowPriorityIsNotStarved, BatchLimitIsTen, DlqInspectRedriveOneAndAll,
-                            RedrivenMessageWaitsForTheGroupsHolder, PurgeEmptiesTheDlqOnly,
-                            StatsGaugesAndCounters, LongPollReturnsWhenAMessageArrives);
+                            FifthFailureDeadLettersWithHistory, DeadLetterMovesToTheDlqAtOnce,
+                            DeadLetterWithAStaleOrDeletedReceiptChangesNothing,
+                            ExpiredDeliveriesCountTowardTheDlq, DeferDoesNotCountAsAFailedReceive,
+                            DelaysOfAnyLength, DelayedSendDoesNotHoldBackLaterMessagesOfItsGroup,
+                            HigherPriorityFirst, LowPriorityIsNotStarved, BatchLimitIsTen,
+                            DlqInspectRedriveOneAndAll, RedrivenMessageWaitsForTheGroupsHolder,
+                            PurgeEmptiesTheDlqOnly, StatsGaugesAndCounters,
+                            LongPollReturnsWhenAMessageArrives);
 
 }  // namespace syncwell::conformance

@@ -213,9 +213,9 @@ class RateLimitTest(unittest.TestCase):
 class DlqAdminTest(unittest.TestCase):
     def test_permanent_failures_dead_letter_then_admin_lists_shows_and_redrives(self):
         d = tempfile.mkdtemp(prefix="syncwell-e2e-worker-")
-        # Five permanent failures (maxReceiveCount) dead-letter the job; the sixth execution (after the
-        # redrive) succeeds.
-        script = write_script(d, {"default": {"outcomes": ["permanent"] * 5 + ["ok"]}})
+        # A permanent failure dead-letters the job at once (SPEC S4: no retries); the second execution
+        # (after the redrive) succeeds.
+        script = write_script(d, {"default": {"outcomes": ["permanent", "ok"]}})
         s = Server(data_dir=d, extra=["--set", "worker.handler=script:" + script,
                                       "--set", "worker.retry_base=10ms", "--set", "worker.retry_cap=50ms"])
         try:
@@ -232,13 +232,13 @@ class DlqAdminTest(unittest.TestCase):
             self.assertTrue(rows[0].startswith("ID"), listing)
             self.assertEqual(len(rows), 2, listing)
             msg_id, group_hash, receives = rows[1].split()[:3]
-            self.assertEqual(receives, "5")
+            self.assertEqual(receives, "1")
             self.assertNotIn(u, listing, "users appear only hashed")
             shown = s.admin("admin", "dlq", "show", msg_id).stdout
             self.assertIn(job_id, shown)
             self.assertIn(group_hash, shown)
             self.assertNotIn(u, shown)
-            self.assertEqual(shown.count("failed    receive"), 5, shown)
+            self.assertEqual(shown.count("failed    receive"), 1, shown)
             self.assertEqual(s.admin("admin", "dlq", "show", "999999", check=False).returncode, 2)
             self.assertIn("redriven 1 message(s)", s.admin("admin", "dlq", "redrive", "--all").stdout)
             self.assertTrue(wait_for(lambda: get()["status"] == "SUCCEEDED", 20), get())

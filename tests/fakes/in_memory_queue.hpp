@@ -180,12 +180,30 @@ class InMemoryQueue final : public queue::JobQueue {
         {FromUnixMillis(now), queue::HistoryKind::kFailed, m.receive_count, std::string(error)},
         settings_.history_limit);
     if (m.receive_count >= settings_.max_receive_count) {
-      DeadLetter(m, now);
+      MoveToDlq(m, now);
       return queue::FailOutcome::kDeadLettered;
     }
     m.state = "ready";
     m.visible_at = now + retry_delay.count();
     return queue::FailOutcome::kRetrying;
+  }
+
+  Status DeadLetter(std::string_view receipt, std::string_view error) override {
+    {
+      std::lock_guard lock(mu_);
+      auto held = Held(receipt);
+      if (!held.ok()) return held.error();
+      Message& m = **held;
+      const int64_t now = NowMs();
+      queue::AppendHistory(
+          &m.history,
+          {FromUnixMillis(now), queue::HistoryKind::kFailed, m.receive_count, std::string(error)},
+          settings_.history_limit);
+      MoveToDlq(m, now);
+      ++wakeups_;  // the group's next message may be deliverable now
+    }
+    cv_.notify_all();
+    return {};
   }
 
   Result<std::vector<queue::DlqEntry>> DlqList(const queue::DlqListOptions& options) override {
@@ -302,7 +320,7 @@ class InMemoryQueue final : public queue::JobQueue {
     if (oit->second.empty()) order_.erase(oit);
   }
 
-  void DeadLetter(Message& m, int64_t now) {
+  void MoveToDlq(Message& m, int64_t now) {
     RemoveFromOrder(m);
     if (m.is_head) heads_.erase(m.group_id);
     m.is_head = false;
@@ -349,7 +367,7 @@ class InMemoryQueue final : public queue::JobQueue {
                                settings_.history_limit);
         }
         if (m.receive_count >= settings_.max_receive_count) {
-          DeadLetter(m, now);
+          MoveToDlq(m, now);
           continue;
         }
         ++m.receive_count;

@@ -339,6 +339,9 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
                                   std::chrono::milliseconds retry_delay) override {
     return queue_.Fail(receipt, error, retry_delay);
   }
+  Status DeadLetter(std::string_view receipt, std::string_view error) override {
+    return queue_.DeadLetter(receipt, error);
+  }
   Result<std::vector<queue::DlqEntry>> DlqList(const queue::DlqListOptions& o) override {
     return queue_.DlqList(o);
   }

@@ -208,18 +208,27 @@ TEST_F(WorkerPoolTest, FiveFailuresDeadLetterTheMessageAndFailTheJob) {
   EXPECT_EQ(Outcome("dead_lettered"), 1);
 }
 
-TEST_F(WorkerPoolTest, PermanentErrorEndsInTheDlqAndFailed) {
+TEST_F(WorkerPoolTest, PermanentErrorDeadLettersAtOnceAndFails) {
   auto id = AddJob("pete");
   handler_.fn = [](const store::Job&, JobContext&) -> Result<void> {
     return MakeError(Errc::kPermanent, "mapping error");
   };
   auto pool = MakePool();
-  for (int i = 0; i < 5; ++i) {
-    clock_.Advance(seconds{120});
-    ASSERT_TRUE(ReceiveAndProcess(*pool));
-  }
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
   EXPECT_EQ(StatusOf(id, "pete"), store::JobStatus::kFailed);
-  EXPECT_EQ(store_.DlqList({})->size(), 1u);
+  EXPECT_NE(store_.GetJob(UserId("pete"), id)->error.find("mapping error"), std::string::npos);
+  auto dlq = store_.DlqList({});
+  ASSERT_TRUE(dlq);
+  ASSERT_EQ(dlq->size(), 1u);
+  EXPECT_EQ((*dlq)[0].receive_count, 1);
+  ASSERT_EQ((*dlq)[0].history.size(), 1u);
+  EXPECT_EQ((*dlq)[0].history[0].kind, queue::HistoryKind::kFailed);
+  EXPECT_NE((*dlq)[0].history[0].text.find("mapping error"), std::string::npos);
+  clock_.Advance(seconds{3600});
+  EXPECT_FALSE(ReceiveAndProcess(*pool)) << "no retries";
+  EXPECT_EQ(handler_.calls, 1);
+  EXPECT_EQ(Outcome("dead_lettered"), 1);
+  EXPECT_EQ(Outcome("retried"), 0);
 }
 
 TEST_F(WorkerPoolTest, AuthRevokedFailsAtOnceWithoutRetries) {

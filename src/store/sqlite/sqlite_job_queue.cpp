@@ -149,7 +149,7 @@ Status SaveReturned(sqlite3* db, const Row& r) {
   return u.Exec();
 }
 
-Status DeadLetter(sqlite3* db, const Row& r, int64_t now) {
+Status MoveToDlq(sqlite3* db, const Row& r, int64_t now) {
   {
     Stmt u(db,
            "UPDATE queue_messages SET state = 'dlq', is_head = 0, dead_lettered_at = ?, "
@@ -348,7 +348,7 @@ Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::ReceiveOnce(
                                settings_.history_limit);
         }
         if (r.receive_count >= settings_.max_receive_count) {
-          if (Status s = DeadLetter(db, r, now); !s.ok()) return s;
+          if (Status s = MoveToDlq(db, r, now); !s.ok()) return s;
           continue;
         }
         ++r.receive_count;
@@ -454,7 +454,7 @@ Result<queue::FailOutcome> SqliteJobQueue::Fail(std::string_view receipt, std::s
         settings_.history_limit);
     if (r.receive_count >= settings_.max_receive_count) {
       outcome = queue::FailOutcome::kDeadLettered;
-      return DeadLetter(db, r, now);
+      return MoveToDlq(db, r, now);
     }
     outcome = queue::FailOutcome::kRetrying;
     r.state = "ready";
@@ -463,6 +463,22 @@ Result<queue::FailOutcome> SqliteJobQueue::Fail(std::string_view receipt, std::s
   });
   if (!st.ok()) return st.error();
   return outcome;
+}
+
+Status SqliteJobQueue::DeadLetter(std::string_view receipt, std::string_view error) {
+  const int64_t now = ToUnixMillis(clock_.Now());
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    auto held = Held(db, receipt);
+    if (!held.ok()) return held.error();
+    Row& r = *held;
+    queue::AppendHistory(
+        &r.history,
+        {FromUnixMillis(now), HistoryKind::kFailed, r.receive_count, std::string(error)},
+        settings_.history_limit);
+    return MoveToDlq(db, r, now);
+  });
+  if (st.ok()) Wake();  // the group's next message may be deliverable now
+  return st;
 }
 
 Result<std::vector<queue::DlqEntry>> SqliteJobQueue::DlqList(const queue::DlqListOptions& options) {

@@ -5,8 +5,8 @@
 // It shares the SqliteDb (and so its single group-committing writer) with SqliteStore, so a job
 // row, its queue message and the idempotency record commit in one transaction
 // (SqliteQueueSendInTx is called from inside the store's CreateJob closure). Every state change
-// (send, receive, delete, visibility, defer, fail, DLQ operations) is ONE write closure, so it is
-// atomic, group-committed and durable (receipts included) when the call returns.
+// (send, receive, delete, visibility, defer, fail, dead-letter, DLQ operations) is ONE write
+// closure, so it is atomic, group-committed and durable (receipts included) when the call returns.
 //
 // Schema (migrations 1 and 2 in sqlite_db.cpp; docs/adr/0002-job-queue.md):
 // queue_messages(id AUTOINCREMENT, group_id, dedup_id, priority, body, enqueued_at, due_at,
@@ -61,6 +61,7 @@ class SqliteJobQueue final : public queue::JobQueue {
                std::string_view reason) override;
   Result<queue::FailOutcome> Fail(std::string_view receipt, std::string_view error,
                                   std::chrono::milliseconds retry_delay) override;
+  Status DeadLetter(std::string_view receipt, std::string_view error) override;
   Result<std::vector<queue::DlqEntry>> DlqList(const queue::DlqListOptions& options) override;
   Result<queue::DlqEntry> DlqGet(std::string_view message_id) override;
   Status DlqRedrive(std::string_view message_id) override;
