@@ -423,3 +423,37 @@ TEST_F(SqliteStoreTest, CoalescedWalWritesKeepLargeCommitsIntact) {
 
 }  // namespace
 }  // namespace syncwell::store
+
+namespace syncwell::store {
+namespace {
+
+// Regression: checkpoints once ran on a connection that had never read the database, which
+// SQLite treats as "not in WAL mode" (a no-op), so the WAL grew without bound. Under a steady
+// stream of commits the WAL must stay bounded and the main file must receive the pages.
+TEST_F(SqliteStoreTest, WalStaysBoundedUnderSteadyWrites) {
+  auto settings = Settings();
+  settings.wal_checkpoint_frames = 200;
+  SqliteStore store(settings, clock_);
+  ASSERT_TRUE(store.Start().ok());
+  SqliteDb& db = store.db();
+  ASSERT_TRUE(db.Write([](sqlite3* c) {
+                  return ExecSql(c, "CREATE TABLE w(k INTEGER PRIMARY KEY, v BLOB)");
+                }).ok());
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_TRUE(db.Write([i](sqlite3* c) {
+                    std::string sql =
+                        "INSERT INTO w(k, v) VALUES(" + std::to_string(i) + ", randomblob(3000))";
+                    return ExecSql(c, sql.c_str());
+                  }).ok());
+  }
+  EXPECT_GT(db.Checkpoints(), 0);
+  const auto wal = std::filesystem::file_size(dir_ + "/syncwell.db-wal");
+  const auto main_file = std::filesystem::file_size(dir_ + "/syncwell.db");
+  // 400 x 3 KB rows = ~1.2 MB of data; without checkpoints the WAL holds all of it and more.
+  EXPECT_LT(wal, 600u * 1024u) << "WAL " << wal << " bytes";
+  EXPECT_GT(main_file, 800u * 1024u) << "main file " << main_file << " bytes";
+  store.Stop();
+}
+
+}  // namespace
+}  // namespace syncwell::store

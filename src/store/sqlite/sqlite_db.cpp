@@ -480,52 +480,28 @@ Status SqliteDb::Start() {
     std::lock_guard lock(mu_);
     accepting_ = true;
   }
-  if (Status st = OpenConnection(&checkpoint_conn_, false); !st.ok()) {
-    CloseAll();
-    return st;
-  }
-  if (Status st = ExecSql(checkpoint_conn_, "PRAGMA query_only=OFF;"); !st.ok()) {
-    CloseAll();
-    return st;
-  }
   // Replaces SQLite's automatic checkpoint on the writer connection (see wal_checkpoint_frames).
   sqlite3_wal_hook(writer_conn_, &SqliteDb::WalHook, this);
-  {
-    std::lock_guard lock(ckpt_mu_);
-    ckpt_stop_ = false;
-  }
-  checkpointer_ = std::thread([this] { CheckpointerLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
   return {};
 }
 
 int SqliteDb::WalHook(void* self, sqlite3*, const char*, int frames) {
-  auto* db = static_cast<SqliteDb*>(self);
-  if (frames >= db->settings_.wal_checkpoint_frames) {
-    {
-      std::lock_guard lock(db->ckpt_mu_);
-      db->ckpt_wanted_ = true;
-    }
-    db->ckpt_cv_.notify_one();
-  }
+  static_cast<SqliteDb*>(self)->wal_frames_.store(frames, std::memory_order_relaxed);
   return SQLITE_OK;
 }
 
-void SqliteDb::CheckpointerLoop() {
-  std::unique_lock lock(ckpt_mu_);
-  while (!ckpt_stop_) {
-    ckpt_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return ckpt_wanted_ || ckpt_stop_; });
-    if (ckpt_stop_) break;
-    ckpt_wanted_ = false;
-    lock.unlock();
-    int log_frames = 0, done_frames = 0;
-    int rc = sqlite3_wal_checkpoint_v2(checkpoint_conn_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                       &log_frames, &done_frames);
-    if (rc == SQLITE_OK)
-      checkpoints_.fetch_add(1);
-    else if (rc != SQLITE_BUSY)
-      log::Warn("sqlite checkpoint failed", {{"error", sqlite3_errmsg(checkpoint_conn_)}});
-    lock.lock();
+void SqliteDb::MaybeCheckpoint() {
+  if (wal_frames_.load(std::memory_order_relaxed) < settings_.wal_checkpoint_frames) return;
+  int log_frames = 0, done_frames = 0;
+  int rc = sqlite3_wal_checkpoint_v2(writer_conn_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                     &done_frames);
+  if (rc == SQLITE_OK) {
+    checkpoints_.fetch_add(1);
+    // When every frame was copied the next write restarts the WAL from its beginning.
+    if (done_frames == log_frames) wal_frames_.store(0, std::memory_order_relaxed);
+  } else if (rc != SQLITE_BUSY) {
+    log::Warn("sqlite checkpoint failed", {{"error", sqlite3_errmsg(writer_conn_)}});
   }
 }
 
@@ -538,12 +514,6 @@ void SqliteDb::Stop() {
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   {
-    std::lock_guard lock(ckpt_mu_);
-    ckpt_stop_ = true;
-  }
-  ckpt_cv_.notify_all();
-  if (checkpointer_.joinable()) checkpointer_.join();
-  {
     std::unique_lock lock(read_mu_);
     readers_open_ = false;
     read_cv_.notify_all();
@@ -553,10 +523,6 @@ void SqliteDb::Stop() {
 }
 
 void SqliteDb::CloseAll() {
-  if (checkpoint_conn_) {
-    CloseConn(checkpoint_conn_);
-    checkpoint_conn_ = nullptr;
-  }
   for (sqlite3* c : all_readers_) CloseConn(c);
   all_readers_.clear();
   {
@@ -599,6 +565,7 @@ void SqliteDb::WriterLoop() {
     }
     RunBatch(batch);
     batch.clear();
+    MaybeCheckpoint();
   }
 }
 
