@@ -73,3 +73,33 @@ TEST(ConfigTest, DurationsRoundTrip) {
 
 }  // namespace
 }  // namespace syncwell::config
+
+namespace syncwell::config {
+namespace {
+
+TEST(ConfigTest, WorkerAndRateLimitSettings) {
+  auto s = Load(
+      {"",
+       {{"SYNCWELL_WORKER_MAX_WORKERS", "4"}},
+       {{"worker.handler", "noop"}, {"ratelimit.limits", "garmin:app:2s:4,fitbit:user:1h:150"}}});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->worker.max_workers, 4);
+  ASSERT_EQ(s->ratelimit.limits.size(), 2u);
+  EXPECT_EQ(s->ratelimit.limits[0], "garmin:app:2s:4");
+  // Cross-field checks and bad values name the key.
+  auto minmax = Load({"", {}, {{"worker.min_workers", "8"}, {"worker.max_workers", "2"}}});
+  ASSERT_FALSE(minmax.ok());
+  EXPECT_NE(minmax.error().message.find("worker.min_workers"), std::string::npos);
+  auto retry = Load({"", {}, {{"worker.retry_base", "1h"}, {"worker.retry_cap", "1m"}}});
+  ASSERT_FALSE(retry.ok());
+  EXPECT_NE(retry.error().message.find("worker.retry_base"), std::string::npos);
+  auto handler = Load({"", {}, {{"worker.handler", "python"}}});
+  ASSERT_FALSE(handler.ok());
+  EXPECT_NE(handler.error().message.find("worker.handler"), std::string::npos);
+  auto limits = Load({"", {}, {{"ratelimit.limits", "garmin:galaxy:1m:100"}}});
+  ASSERT_FALSE(limits.ok());
+  EXPECT_NE(limits.error().message.find("ratelimit.limits"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace syncwell::config
