@@ -48,13 +48,14 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/priority.hpp"
 #include "core/result.hpp"
 
 namespace syncwell::queue {
 
-enum class Priority { kHigh = 0, kMedium = 1, kLow = 2 };
-bool ParsePriority(std::string_view s, Priority* out);
-const char* PriorityName(Priority p);
+using syncwell::ParsePriority;
+using syncwell::Priority;
+using syncwell::PriorityName;
 
 inline constexpr int kMaxReceiveBatch = 10;
 

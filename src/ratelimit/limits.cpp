@@ -10,18 +10,6 @@ namespace syncwell::ratelimit {
 using std::chrono::hours;
 using std::chrono::minutes;
 
-const char* PriorityName(Priority p) {
-  switch (p) {
-    case Priority::kHigh:
-      return "high";
-    case Priority::kMedium:
-      return "medium";
-    case Priority::kLow:
-      return "low";
-  }
-  return "unknown";
-}
-
 std::vector<ProviderLimits> DefaultProviderLimits() {
   return {
       {"fitbit", {{Scope::kUser, hours{1}, 150}}},

@@ -21,16 +21,17 @@
 #include <string_view>
 
 #include "core/clock.hpp"
+#include "core/priority.hpp"
 #include "core/result.hpp"
 
 namespace syncwell::ratelimit {
 
-// Same values as queue::Priority, so the worker converts with a static_cast.
+// The job priority (core/priority.hpp, the same type the queue uses):
 //   kHigh   — manual ("sync now") jobs: may spend a bucket down to zero.
 //   kMedium — scheduled/webhook jobs: stop at the reserve floor (10% of capacity by default).
 //   kLow    — backfill: stops first, at 30% of capacity by default.
-enum class Priority { kHigh = 0, kMedium = 1, kLow = 2 };
-const char* PriorityName(Priority p);
+using syncwell::Priority;
+using syncwell::PriorityName;
 
 struct Decision {
   bool granted = false;

@@ -427,7 +427,7 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
   }
 
   // Rate limit: one token per execution, before any provider work; never overspend.
-  const auto prio = static_cast<ratelimit::Priority>(static_cast<int>(m.priority));
+  const Priority prio = m.priority;
   auto decision = limiter_.TryAcquire(conn->provider, conn->provider_user_id, prio, 1);
   if (!decision || !decision->granted) {
     const int attempt = NextDeferralAttempt(m);
