@@ -1,0 +1,1 @@
+# Tests of src/net (see tests/CMakeLists.txt for the tiers).

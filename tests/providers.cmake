@@ -1,0 +1,1 @@
+# Tests of src/providers (see tests/CMakeLists.txt for the tiers).

@@ -1,0 +1,1 @@
+# Tests of src/sim (see tests/CMakeLists.txt for the tiers).

@@ -1,0 +1,1 @@
+# Tests of src/sync (see tests/CMakeLists.txt for the tiers).
