@@ -1,1 +1,1 @@
-# Tests of src/providers (see tests/CMakeLists.txt for the tiers).
+# Tests of the Strava and Withings connectors.
