@@ -121,138 +121,184 @@ Key List(std::string name, std::function<std::vector<std::string>&(Settings&)> r
 }
 
 using std::chrono::milliseconds;
-const std::vector<Key>& Keys() {
-  static const std::vector<Key> keys = {
-      Str("server.listen", [](Settings& s) -> std::string& { return s.server.listen; }),
-      Int(
-          "server.io_threads", [](const Settings& s) { return s.server.io_threads; },
-          [](Settings& s, int64_t v) { s.server.io_threads = static_cast<int>(v); }, 0, 64),
-      Int(
-          "server.handler_threads", [](const Settings& s) { return s.server.handler_threads; },
-          [](Settings& s, int64_t v) { s.server.handler_threads = static_cast<int>(v); }, 1, 1024),
-      Int(
-          "server.max_body_bytes",
-          [](const Settings& s) { return static_cast<int64_t>(s.server.max_body_bytes); },
-          [](Settings& s, int64_t v) { s.server.max_body_bytes = static_cast<size_t>(v); }, 1024,
-          64 << 20),
-      Int(
-          "server.max_upload_bytes",
-          [](const Settings& s) { return static_cast<int64_t>(s.server.max_upload_bytes); },
-          [](Settings& s, int64_t v) { s.server.max_upload_bytes = static_cast<size_t>(v); }, 1024,
-          256 << 20),
-      Int(
-          "server.max_header_bytes",
-          [](const Settings& s) { return static_cast<int64_t>(s.server.max_header_bytes); },
-          [](Settings& s, int64_t v) { s.server.max_header_bytes = static_cast<size_t>(v); }, 1024,
-          1 << 20),
-      Int(
-          "server.max_connections", [](const Settings& s) { return s.server.max_connections; },
-          [](Settings& s, int64_t v) { s.server.max_connections = static_cast<int>(v); }, 1,
-          1'000'000),
-      Dur(
-          "server.read_timeout", [](Settings& s) -> milliseconds& { return s.server.read_timeout; },
-          milliseconds(100), milliseconds(600'000)),
-      Dur(
-          "server.idle_timeout", [](Settings& s) -> milliseconds& { return s.server.idle_timeout; },
-          milliseconds(100), milliseconds(3'600'000)),
-      Dur(
-          "server.drain_timeout",
-          [](Settings& s) -> milliseconds& { return s.server.drain_timeout; }, milliseconds(0),
-          milliseconds(600'000)),
-      Bool("server.access_log", [](Settings& s) -> bool& { return s.server.access_log; }),
-      Str("server.role", [](Settings& s) -> std::string& { return s.server.role; },
-          {"all", "api", "worker", "scheduler"}),
-      Str("storage.data_dir", [](Settings& s) -> std::string& { return s.storage.data_dir; }),
-      Str("storage.synchronous", [](Settings& s) -> std::string& { return s.storage.synchronous; },
-          {"FULL", "NORMAL"}),
-      Str("storage.postgres_url",
-          [](Settings& s) -> std::string& { return s.storage.postgres_url; }),
-      Str("storage.redis_url", [](Settings& s) -> std::string& { return s.storage.redis_url; }),
-      Str("auth.issuer", [](Settings& s) -> std::string& { return s.auth.issuer; }),
-      Str("auth.audience", [](Settings& s) -> std::string& { return s.auth.audience; }),
-      Str("auth.jwks", [](Settings& s) -> std::string& { return s.auth.jwks; }),
-      Str("auth.dev_mode", [](Settings& s) -> std::string& { return s.auth.dev_mode; },
-          {"auto", "on", "off"}),
-      List("auth.algorithms",
-           [](Settings& s) -> std::vector<std::string>& { return s.auth.algorithms; }, {"RS256"}),
-      Dur(
-          "auth.leeway", [](Settings& s) -> milliseconds& { return s.auth.leeway; },
-          milliseconds(0), milliseconds(300'000)),
-      Dur(
-          "auth.decision_ttl", [](Settings& s) -> milliseconds& { return s.auth.decision_ttl; },
-          milliseconds(0), milliseconds(3'600'000)),
-      Dur(
-          "auth.jwks_ttl", [](Settings& s) -> milliseconds& { return s.auth.jwks_ttl; },
-          milliseconds(1'000), milliseconds(7 * 86'400'000LL)),
-      Dur(
-          "api.idempotency_retention",
-          [](Settings& s) -> milliseconds& { return s.api.idempotency_retention; },
-          milliseconds(86'400'000), milliseconds(30 * 86'400'000LL)),
-      Dur(
-          "api.dedup_window", [](Settings& s) -> milliseconds& { return s.api.dedup_window; },
-          milliseconds(1'000), milliseconds(86'400'000)),
-      Int(
-          "api.user_rate_per_second", [](const Settings& s) { return s.api.user_rate_per_second; },
-          [](Settings& s, int64_t v) { s.api.user_rate_per_second = static_cast<int>(v); }, 0,
-          1'000'000),
-      Int(
-          "api.user_burst", [](const Settings& s) { return s.api.user_burst; },
-          [](Settings& s, int64_t v) { s.api.user_burst = static_cast<int>(v); }, 1, 1'000'000),
-      Int(
-          "worker.min_workers", [](const Settings& s) { return s.worker.min_workers; },
-          [](Settings& s, int64_t v) { s.worker.min_workers = static_cast<int>(v); }, 0, 1024),
-      Int(
-          "worker.max_workers", [](const Settings& s) { return s.worker.max_workers; },
-          [](Settings& s, int64_t v) { s.worker.max_workers = static_cast<int>(v); }, 1, 1024),
-      Int(
-          "worker.target_backlog_per_worker",
-          [](const Settings& s) { return s.worker.target_backlog_per_worker; },
-          [](Settings& s, int64_t v) { s.worker.target_backlog_per_worker = static_cast<int>(v); },
-          1, 1'000'000),
-      Dur(
-          "worker.visibility_timeout",
-          [](Settings& s) -> milliseconds& { return s.worker.visibility_timeout; },
-          milliseconds(1'000), milliseconds(12 * 3'600'000)),
-      Dur(
-          "worker.drain_timeout",
-          [](Settings& s) -> milliseconds& { return s.worker.drain_timeout; }, milliseconds(0),
-          milliseconds(600'000)),
-      Dur(
-          "worker.retry_base", [](Settings& s) -> milliseconds& { return s.worker.retry_base; },
-          milliseconds(1), milliseconds(3'600'000)),
-      Dur(
-          "worker.retry_cap", [](Settings& s) -> milliseconds& { return s.worker.retry_cap; },
-          milliseconds(1), milliseconds(86'400'000)),
-      Key{"worker.handler",
-          [](Settings& s, const std::string& v) -> Status {
-            if (v != "noop" && (v.rfind("script:", 0) != 0 || v.size() <= 7))
-              return BadValue("worker.handler", v, "must be noop or script:<path>");
-            s.worker.handler = v;
-            return {};
-          },
-          [](const Settings& s) { return Quote(s.worker.handler); }},
-      Key{"ratelimit.limits",
-          [](Settings& s, const std::string& v) -> Status {
-            std::vector<std::string> out;
-            std::stringstream ss(v);
-            std::string item;
-            while (std::getline(ss, item, ',')) {
-              if (item.empty()) continue;
-              if (auto p = ParseLimitSpec(item); !p)
-                return BadValue("ratelimit.limits", v, p.error().message);
-              out.push_back(item);
-            }
-            s.ratelimit.limits = out;
-            return {};
-          },
-          [](const Settings& s) {
-            std::string out = "[";
-            for (auto& a : s.ratelimit.limits) out += (out.size() > 1 ? ", " : "") + Quote(a);
-            return out + "]";
-          }},
-      Str("log.level", [](Settings& s) -> std::string& { return s.log.level; },
-          {"debug", "info", "warn", "error"}),
+Key Secret(std::string name, std::function<std::string&(Settings&)> ref) {
+  Key k = Str(std::move(name), std::move(ref));
+  auto ref_copy = k.get;
+  k.get = [ref_copy](const Settings& s) {
+    return ref_copy(s) == "\"\"" ? std::string("\"\"") : std::string("\"[redacted]\"");
   };
+  return k;
+}
+
+void AddProviderKeys(std::vector<Key>& keys) {
+  for (const std::string& p : ConnectorNames()) {
+    const std::string pre = "providers." + p + ".";
+    auto conn = [p](Settings& s) -> ProviderConnectorSettings& {
+      return s.providers.connectors[p];
+    };
+    keys.push_back(
+        Str(pre + "base_url", [conn](Settings& s) -> std::string& { return conn(s).base_url; }));
+    keys.push_back(
+        Str(pre + "token_url", [conn](Settings& s) -> std::string& { return conn(s).token_url; }));
+    keys.push_back(
+        Str(pre + "client_id", [conn](Settings& s) -> std::string& { return conn(s).client_id; }));
+    keys.push_back(Secret(pre + "client_secret",
+                          [conn](Settings& s) -> std::string& { return conn(s).client_secret; }));
+    keys.push_back(Secret(pre + "webhook_secret",
+                          [conn](Settings& s) -> std::string& { return conn(s).webhook_secret; }));
+    keys.push_back(Dur(
+        pre + "timeout", [conn](Settings& s) -> milliseconds& { return conn(s).timeout; },
+        milliseconds(100), milliseconds(300'000)));
+  }
+}
+
+const std::vector<Key>& Keys() {
+  static const std::vector<Key> keys = [] {
+    std::vector<Key> keys = {
+        Str("server.listen", [](Settings& s) -> std::string& { return s.server.listen; }),
+        Int(
+            "server.io_threads", [](const Settings& s) { return s.server.io_threads; },
+            [](Settings& s, int64_t v) { s.server.io_threads = static_cast<int>(v); }, 0, 64),
+        Int(
+            "server.handler_threads", [](const Settings& s) { return s.server.handler_threads; },
+            [](Settings& s, int64_t v) { s.server.handler_threads = static_cast<int>(v); }, 1,
+            1024),
+        Int(
+            "server.max_body_bytes",
+            [](const Settings& s) { return static_cast<int64_t>(s.server.max_body_bytes); },
+            [](Settings& s, int64_t v) { s.server.max_body_bytes = static_cast<size_t>(v); }, 1024,
+            64 << 20),
+        Int(
+            "server.max_upload_bytes",
+            [](const Settings& s) { return static_cast<int64_t>(s.server.max_upload_bytes); },
+            [](Settings& s, int64_t v) { s.server.max_upload_bytes = static_cast<size_t>(v); },
+            1024, 256 << 20),
+        Int(
+            "server.max_header_bytes",
+            [](const Settings& s) { return static_cast<int64_t>(s.server.max_header_bytes); },
+            [](Settings& s, int64_t v) { s.server.max_header_bytes = static_cast<size_t>(v); },
+            1024, 1 << 20),
+        Int(
+            "server.max_connections", [](const Settings& s) { return s.server.max_connections; },
+            [](Settings& s, int64_t v) { s.server.max_connections = static_cast<int>(v); }, 1,
+            1'000'000),
+        Dur(
+            "server.read_timeout",
+            [](Settings& s) -> milliseconds& { return s.server.read_timeout; }, milliseconds(100),
+            milliseconds(600'000)),
+        Dur(
+            "server.idle_timeout",
+            [](Settings& s) -> milliseconds& { return s.server.idle_timeout; }, milliseconds(100),
+            milliseconds(3'600'000)),
+        Dur(
+            "server.drain_timeout",
+            [](Settings& s) -> milliseconds& { return s.server.drain_timeout; }, milliseconds(0),
+            milliseconds(600'000)),
+        Bool("server.access_log", [](Settings& s) -> bool& { return s.server.access_log; }),
+        Str("server.role", [](Settings& s) -> std::string& { return s.server.role; },
+            {"all", "api", "worker", "scheduler"}),
+        Str("storage.data_dir", [](Settings& s) -> std::string& { return s.storage.data_dir; }),
+        Str("storage.synchronous",
+            [](Settings& s) -> std::string& { return s.storage.synchronous; }, {"FULL", "NORMAL"}),
+        Str("storage.postgres_url",
+            [](Settings& s) -> std::string& { return s.storage.postgres_url; }),
+        Str("storage.redis_url", [](Settings& s) -> std::string& { return s.storage.redis_url; }),
+        Str("auth.issuer", [](Settings& s) -> std::string& { return s.auth.issuer; }),
+        Str("auth.audience", [](Settings& s) -> std::string& { return s.auth.audience; }),
+        Str("auth.jwks", [](Settings& s) -> std::string& { return s.auth.jwks; }),
+        Str("auth.dev_mode", [](Settings& s) -> std::string& { return s.auth.dev_mode; },
+            {"auto", "on", "off"}),
+        List("auth.algorithms",
+             [](Settings& s) -> std::vector<std::string>& { return s.auth.algorithms; }, {"RS256"}),
+        Dur(
+            "auth.leeway", [](Settings& s) -> milliseconds& { return s.auth.leeway; },
+            milliseconds(0), milliseconds(300'000)),
+        Dur(
+            "auth.decision_ttl", [](Settings& s) -> milliseconds& { return s.auth.decision_ttl; },
+            milliseconds(0), milliseconds(3'600'000)),
+        Dur(
+            "auth.jwks_ttl", [](Settings& s) -> milliseconds& { return s.auth.jwks_ttl; },
+            milliseconds(1'000), milliseconds(7 * 86'400'000LL)),
+        Dur(
+            "api.idempotency_retention",
+            [](Settings& s) -> milliseconds& { return s.api.idempotency_retention; },
+            milliseconds(86'400'000), milliseconds(30 * 86'400'000LL)),
+        Dur(
+            "api.dedup_window", [](Settings& s) -> milliseconds& { return s.api.dedup_window; },
+            milliseconds(1'000), milliseconds(86'400'000)),
+        Int(
+            "api.user_rate_per_second",
+            [](const Settings& s) { return s.api.user_rate_per_second; },
+            [](Settings& s, int64_t v) { s.api.user_rate_per_second = static_cast<int>(v); }, 0,
+            1'000'000),
+        Int(
+            "api.user_burst", [](const Settings& s) { return s.api.user_burst; },
+            [](Settings& s, int64_t v) { s.api.user_burst = static_cast<int>(v); }, 1, 1'000'000),
+        Int(
+            "worker.min_workers", [](const Settings& s) { return s.worker.min_workers; },
+            [](Settings& s, int64_t v) { s.worker.min_workers = static_cast<int>(v); }, 0, 1024),
+        Int(
+            "worker.max_workers", [](const Settings& s) { return s.worker.max_workers; },
+            [](Settings& s, int64_t v) { s.worker.max_workers = static_cast<int>(v); }, 1, 1024),
+        Int(
+            "worker.target_backlog_per_worker",
+            [](const Settings& s) { return s.worker.target_backlog_per_worker; },
+            [](Settings& s, int64_t v) {
+              s.worker.target_backlog_per_worker = static_cast<int>(v);
+            },
+            1, 1'000'000),
+        Dur(
+            "worker.visibility_timeout",
+            [](Settings& s) -> milliseconds& { return s.worker.visibility_timeout; },
+            milliseconds(1'000), milliseconds(12 * 3'600'000)),
+        Dur(
+            "worker.drain_timeout",
+            [](Settings& s) -> milliseconds& { return s.worker.drain_timeout; }, milliseconds(0),
+            milliseconds(600'000)),
+        Dur(
+            "worker.retry_base", [](Settings& s) -> milliseconds& { return s.worker.retry_base; },
+            milliseconds(1), milliseconds(3'600'000)),
+        Dur(
+            "worker.retry_cap", [](Settings& s) -> milliseconds& { return s.worker.retry_cap; },
+            milliseconds(1), milliseconds(86'400'000)),
+        Key{"worker.handler",
+            [](Settings& s, const std::string& v) -> Status {
+              if (v != "noop" && (v.rfind("script:", 0) != 0 || v.size() <= 7))
+                return BadValue("worker.handler", v, "must be noop or script:<path>");
+              s.worker.handler = v;
+              return {};
+            },
+            [](const Settings& s) { return Quote(s.worker.handler); }},
+        Key{"ratelimit.limits",
+            [](Settings& s, const std::string& v) -> Status {
+              std::vector<std::string> out;
+              std::stringstream ss(v);
+              std::string item;
+              while (std::getline(ss, item, ',')) {
+                if (item.empty()) continue;
+                if (auto p = ParseLimitSpec(item); !p)
+                  return BadValue("ratelimit.limits", v, p.error().message);
+                out.push_back(item);
+              }
+              s.ratelimit.limits = out;
+              return {};
+            },
+            [](const Settings& s) {
+              std::string out = "[";
+              for (auto& a : s.ratelimit.limits) out += (out.size() > 1 ? ", " : "") + Quote(a);
+              return out + "]";
+            }},
+        Str("providers.sim_url", [](Settings& s) -> std::string& { return s.providers.sim_url; }),
+        Str("log.level", [](Settings& s) -> std::string& { return s.log.level; },
+            {"debug", "info", "warn", "error"}),
+    };
+    // Provider keys go before [log] so ToToml prints one [providers] table.
+    Key log_level = keys.back();
+    keys.pop_back();
+    AddProviderKeys(keys);
+    keys.push_back(std::move(log_level));
+    return keys;
+  }();
   return keys;
 }
 
@@ -280,13 +326,19 @@ Status ApplyToml(Settings& s, const std::string& path) {
        << e.description();
     return MakeError(Errc::kInvalidArgument, os.str());
   }
-  for (auto& [section, node] : tbl) {
-    auto* sub = node.as_table();
-    if (!sub)
-      return MakeError(Errc::kInvalidArgument,
-                       path + ": '" + std::string(section.str()) + "' must be a [section]");
-    for (auto& [key, value] : *sub) {
-      std::string name = std::string(section.str()) + "." + std::string(key.str());
+  // Tables nest ([providers] strava.base_url = ... or [providers.strava]); keys are flattened to
+  // "section.sub.key" and looked up in the key table.
+  std::function<Status(const toml::table&, const std::string&)> apply =
+      [&](const toml::table& t, const std::string& prefix) -> Status {
+    for (auto& [key, value] : t) {
+      std::string name =
+          prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+      if (auto* sub = value.as_table()) {
+        if (auto st = apply(*sub, name); !st) return st;
+        continue;
+      }
+      if (prefix.empty())
+        return MakeError(Errc::kInvalidArgument, path + ": '" + name + "' must be a [section]");
       const Key* k = FindKey(name);
       if (!k) return MakeError(Errc::kInvalidArgument, path + ": unknown setting '" + name + "'");
       std::string text;
@@ -311,7 +363,9 @@ Status ApplyToml(Settings& s, const std::string& path) {
         return MakeError(Errc::kInvalidArgument, path + ": " + st.error().message);
       }
     }
-  }
+    return {};
+  };
+  if (auto st = apply(tbl, ""); !st) return st;
   return {};
 }
 
@@ -447,6 +501,22 @@ Result<Settings> Load(const Sources& sources) {
                      "auth.audience, auth.jwks");
   }
   return s;
+}
+
+ProviderConnectorSettings EffectiveConnector(const Settings& s, const std::string& provider) {
+  ProviderConnectorSettings c;
+  if (auto it = s.providers.connectors.find(provider); it != s.providers.connectors.end())
+    c = it->second;
+  if (c.base_url.empty() && !s.providers.sim_url.empty()) {
+    std::string base = s.providers.sim_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    c.base_url = base + "/" + provider;
+    // The simulator's built-in credentials (src/providers/sim/world.hpp ProviderProfile).
+    if (c.client_id.empty()) c.client_id = "syncwell";
+    if (c.client_secret.empty()) c.client_secret = "sim-client-secret";
+    if (c.webhook_secret.empty()) c.webhook_secret = "sim-webhook-secret";
+  }
+  return c;
 }
 
 std::string ToToml(const Settings& s) {

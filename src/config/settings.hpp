@@ -71,6 +71,30 @@ struct RateLimitSettings {
   std::vector<std::string> limits;
 };
 
+// One provider connector ([providers] <name>.<key>; SPEC S4). Empty client_id = not configured:
+// connecting that provider answers 503 PROVIDER_NOT_CONFIGURED.
+struct ProviderConnectorSettings {
+  std::string base_url;   // API root; empty = the real provider (or sim_url + "/<name>")
+  std::string token_url;  // OAuth token endpoint; empty = the connector's default
+  std::string client_id;
+  std::string client_secret;   // printed redacted
+  std::string webhook_secret;  // printed redacted
+  std::chrono::milliseconds timeout{10'000};
+};
+
+// Connectors of the cloud providers. sim_url points every provider without its own base_url at
+// `syncwell provider-sim` (with the simulator's default client credentials when none are set).
+struct ProvidersSettings {
+  std::string sim_url;
+  std::map<std::string, ProviderConnectorSettings> connectors;  // strava, withings, garmin, fitbit
+};
+
+// The provider names that have connectors (config keys exist for each).
+inline const std::vector<std::string>& ConnectorNames() {
+  static const std::vector<std::string> kNames = {"strava", "withings", "garmin", "fitbit"};
+  return kNames;
+}
+
 struct LogSettings {
   std::string level = "info";
 };
@@ -82,6 +106,7 @@ struct Settings {
   ApiSettings api;
   WorkerSettings worker;
   RateLimitSettings ratelimit;
+  ProvidersSettings providers;
   LogSettings log;
 
   bool DevModeEnabled() const {
@@ -95,6 +120,9 @@ struct Sources {
   std::map<std::string, std::string> env;  // usually the process environment
   std::map<std::string, std::string> flags;
 };
+
+// The effective connector settings of one provider: sim_url and defaults applied.
+ProviderConnectorSettings EffectiveConnector(const Settings& s, const std::string& provider);
 
 // Loads and validates; every error names the key and the source that set it.
 Result<Settings> Load(const Sources& sources);

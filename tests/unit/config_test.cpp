@@ -101,5 +101,32 @@ TEST(ConfigTest, WorkerAndRateLimitSettings) {
   EXPECT_NE(limits.error().message.find("ratelimit.limits"), std::string::npos);
 }
 
+TEST(ConfigTest, ProviderConnectorsFromNestedTomlEnvAndSimUrl) {
+  auto f = WriteFile(
+      "[providers.strava]\nbase_url = \"https://www.strava.com\"\nclient_id = \"abc\"\n"
+      "[providers]\ngarmin.timeout = \"3s\"\nsim_url = \"http://127.0.0.1:9100/\"\n");
+  auto s = Load({f, {{"SYNCWELL_PROVIDERS_STRAVA_CLIENT_SECRET", "s3cret"}}, {}});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  auto strava = EffectiveConnector(*s, "strava");
+  EXPECT_EQ(strava.base_url, "https://www.strava.com");  // its own base_url wins over sim_url
+  EXPECT_EQ(strava.client_id, "abc");
+  EXPECT_EQ(strava.client_secret, "s3cret");
+  auto garmin = EffectiveConnector(*s, "garmin");
+  EXPECT_EQ(garmin.base_url, "http://127.0.0.1:9100/garmin");
+  EXPECT_EQ(garmin.client_id, "syncwell");
+  EXPECT_EQ(garmin.timeout, std::chrono::seconds(3));
+  // Secrets are never printed; the printed TOML loads again.
+  const std::string toml = ToToml(*s);
+  EXPECT_EQ(toml.find("s3cret"), std::string::npos);
+  EXPECT_NE(toml.find("strava.client_secret = \"[redacted]\""), std::string::npos);
+  auto printed = WriteFile(toml);
+  EXPECT_TRUE(Load({printed, {}, {}}).ok());
+  auto bad = Load({f, {}, {{"providers.strava.timeout", "0ms"}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("providers.strava.timeout"), std::string::npos);
+  std::remove(f.c_str());
+  std::remove(printed.c_str());
+}
+
 }  // namespace
 }  // namespace syncwell::config
