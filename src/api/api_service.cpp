@@ -34,6 +34,11 @@ enum Route {
   kPutSettings,
   kDeleteMe,
   kGetDeletion,
+  kCreateConnection,
+  kReauthConnection,
+  kDeviceUpload,
+  kWebhookGet,
+  kWebhookPost,
 };
 
 std::string Sha256Hex(std::string_view data) {
@@ -134,6 +139,12 @@ ApiService::ApiService(ApiServiceSettings settings, store::Store& store, Authent
   router_.Add(kPutSettings, "PUT", "/v1/users/me/settings");
   router_.Add(kDeleteMe, "DELETE", "/v1/users/me");
   router_.Add(kGetDeletion, "GET", "/v1/users/me/deletion");
+  router_.Add(kCreateConnection, "POST", "/v1/connections");
+  router_.Add(kReauthConnection, "POST", "/v1/connections/{connectionId}/reauth");
+  router_.Add(kDeviceUpload, "POST", "/v1/device-upload");
+  router_.Add(kWebhookGet, "GET", "/v1/webhooks/{provider}");
+  router_.Add(kWebhookGet, "HEAD", "/v1/webhooks/{provider}");  // Withings probes with HEAD
+  router_.Add(kWebhookPost, "POST", "/v1/webhooks/{provider}");
   if (settings_.user_rate_per_second > 0) {
     limiter_ = std::make_unique<UserLimiter>(settings_.user_rate_per_second, settings_.user_burst);
   }
@@ -146,6 +157,10 @@ ApiService::ApiService(ApiServiceSettings settings, store::Store& store, Authent
       &metrics_.GetCounter("syncwell_sync_jobs_accepted_total", "Sync jobs accepted (202)");
   rate_limited_ = &metrics_.GetCounter("syncwell_user_rate_limited_total",
                                        "Requests refused by the per-user limit");
+  webhooks_accepted_ = &metrics_.GetCounter("syncwell_webhooks_accepted_total",
+                                            "Provider notifications verified and handled");
+  webhooks_rejected_ = &metrics_.GetCounter("syncwell_webhooks_rejected_total",
+                                            "Provider notifications refused (forged, malformed)");
 }
 
 ApiService::~ApiService() = default;
@@ -193,6 +208,10 @@ HttpResponse ApiService::Dispatch(const HttpRequest& req, const RouteMatch& m) {
       r.body = openapi_json_;
       return r;
     }
+    case kWebhookGet:
+    case kWebhookPost:
+      // Authenticated by the provider's own scheme (signature / verify token), not a JWT.
+      return Webhook(req, m);
     default:
       return Authenticated(req, m);
   }
@@ -269,6 +288,17 @@ HttpResponse ApiService::Authenticated(const HttpRequest& req, const RouteMatch&
       break;
     case kGetDeletion:
       resp = GetDeletion(ctx);
+      break;
+    case kCreateConnection:
+      resp = Idempotent(ctx, [this](Ctx& c) { return CreateConnection(c); });
+      break;
+    case kReauthConnection:
+      resp = Idempotent(ctx, [this](Ctx& c) { return ReauthConnection(c); });
+      break;
+    case kDeviceUpload:
+      // Idempotency-Key required like every POST; the ledger makes a re-run write nothing twice,
+      // so the outcome is not stored for replay (it would hold no health data anyway).
+      resp = Idempotent(ctx, [this](Ctx& c) { return DeviceUpload(c); });
       break;
     default:
       resp = Problem(404, code::kNotFound, "no such resource");

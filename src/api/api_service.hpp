@@ -15,6 +15,7 @@
 
 #include "api/authenticator.hpp"
 #include "api/http_types.hpp"
+#include "api/provider_gateway.hpp"
 #include "api/router.hpp"
 #include "core/clock.hpp"
 #include "obs/metrics.hpp"
@@ -36,6 +37,10 @@ class ApiService {
 
   HttpResponse Handle(const HttpRequest& req);
 
+  // The provider side (connections, webhooks, device uploads). Without it those routes answer
+  // 503 PROVIDER_NOT_CONFIGURED. Set before serving; must outlive the service.
+  void SetProviderGateway(ProviderGateway* gateway) { gateway_ = gateway; }
+
   // Readiness: the server is draining or a dependency is down -> /readyz answers 503.
   void SetDraining(bool draining) { draining_ = draining; }
 
@@ -56,6 +61,10 @@ class ApiService {
   HttpResponse GetJob(Ctx& ctx);
   HttpResponse ListConnections(Ctx& ctx);
   HttpResponse DeleteConnection(Ctx& ctx);
+  HttpResponse CreateConnection(Ctx& ctx);
+  HttpResponse ReauthConnection(Ctx& ctx);
+  HttpResponse DeviceUpload(Ctx& ctx);
+  HttpResponse Webhook(const HttpRequest& req, const RouteMatch& m);
   HttpResponse ListSyncConfigs(Ctx& ctx);
   HttpResponse CreateSyncConfig(Ctx& ctx);
   HttpResponse GetSyncConfig(Ctx& ctx);
@@ -83,6 +92,9 @@ class ApiService {
   obs::Counter* idem_conflicts_;
   obs::Counter* jobs_accepted_;
   obs::Counter* rate_limited_;
+  obs::Counter* webhooks_accepted_;
+  obs::Counter* webhooks_rejected_;
+  ProviderGateway* gateway_ = nullptr;
 };
 
 // Salted SHA-256 of the user id, truncated: what logs and metrics show instead of the id.

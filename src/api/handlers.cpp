@@ -214,6 +214,8 @@ HttpResponse ApiService::GetJob(Ctx& ctx) {
       {"priority", job->priority},
   };
   if (!job->error.empty()) o["error"] = job->error;
+  // The sync engine's outcome: counts and skip reasons by class, never record values.
+  if (!job->summary.empty()) o["result"] = job->summary;
   if (job->mode == "historical")
     o["dateRange"] = json::object{{"startDate", job->start_date}, {"endDate", job->end_date}};
   return JsonResponse(200, o);
@@ -231,8 +233,13 @@ HttpResponse ApiService::DeleteConnection(Ctx& ctx) {
   HttpResponse resp;
   resp.status = 204;
   resp.content_type.clear();
-  // Revoking the grant at the provider comes with the provider connectors; the tokens and every
-  // sync config using the connection are deleted here, in one transaction.
+  // The grant is revoked at the provider first (best effort: a provider that is down must not
+  // keep the user from deleting the connection); then the tokens, every sync config using the
+  // connection, its cursors and ledger rows are deleted in one transaction.
+  if (gateway_) {
+    if (auto c = store_.GetConnection(ctx.caller.user, ConnectionId(ctx.Param("connectionId"))))
+      gateway_->Revoke(*c);
+  }
   auto st = store_.DeleteConnection(ctx.caller.user, ConnectionId(ctx.Param("connectionId")),
                                     ctx.Record(resp));
   if (!st) {

@@ -32,6 +32,11 @@ inline constexpr const char* kRateLimited = "RATE_LIMITED";
 inline constexpr const char* kUnavailable = "SERVICE_UNAVAILABLE";
 inline constexpr const char* kUserDeletionPending = "USER_DELETION_PENDING";
 inline constexpr const char* kInternal = "INTERNAL_ERROR";
+inline constexpr const char* kOAuthCodeRejected = "OAUTH_CODE_REJECTED";
+inline constexpr const char* kProviderError = "PROVIDER_ERROR";
+inline constexpr const char* kProviderNotConfigured = "PROVIDER_NOT_CONFIGURED";
+inline constexpr const char* kProviderUnavailable = "PROVIDER_UNAVAILABLE";
+inline constexpr const char* kWebhookRejected = "WEBHOOK_REJECTED";
 }  // namespace code
 
 HttpResponse Problem(int status, std::string_view code, std::string_view detail);

@@ -4,6 +4,7 @@
 // place that reads configuration and constructs adapters (STYLE §3).
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "config/settings.hpp"
@@ -48,5 +49,31 @@ int RunAdminDlqRedrive(const config::Settings& settings, const std::string& mess
 int RunAdminDlqPurge(const config::Settings& settings);
 
 std::string SecretKeyPath(const config::Settings& settings);
+
+// `syncwell provider-sim` (src/providers/sim/README.md).
+struct ProviderSimOptions {
+  std::string listen = "127.0.0.1:9100";
+  std::string config_file;  // JSON simulator settings
+  std::optional<uint64_t> seed;
+  std::optional<int> days;
+  std::string webhook_target;  // SyncWell server base URL for webhooks
+  std::string latency;         // "50ms-300ms"
+  bool no_rate_limits = false;
+  int handler_threads = 256;
+  bool access_log = false;
+};
+int RunProviderSim(const ProviderSimOptions& o);
+
+// `syncwell demo` (demo.cpp): simulator + embedded server + seeded users + proof of invariants.
+struct DemoOptions {
+  int users = 200;
+  std::string data_dir = "./syncwell-demo";  // recreated on every run
+  std::string latency = "10ms-50ms";         // the simulated providers' latency
+  int days = 14;                             // synthetic history (inside the first-sync window)
+  int workers = 64;
+  std::chrono::seconds timeout{900};
+  bool follow = false;
+};
+int RunDemo(const DemoOptions& o);
 
 }  // namespace syncwell::app

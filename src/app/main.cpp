@@ -36,8 +36,8 @@ struct CommonFlags {
         "--role", [this](const std::string& v) { flags["server.role"] = v; },
         "all|api|worker (scheduler: later issue)");
     cmd->add_option_function<std::string>(
-        "--providers-base-url", [this](const std::string& v) { flags["providers.base_url"] = v; },
-        "point every provider at one base URL (simulator; not used yet)");
+        "--providers-sim-url", [this](const std::string& v) { flags["providers.sim_url"] = v; },
+        "point every provider without its own base_url at `syncwell provider-sim`");
     cmd->add_option_function<std::string>(
         "--log-level", [this](const std::string& v) { flags["log.level"] = v; },
         "debug|info|warn|error");
@@ -53,8 +53,6 @@ struct CommonFlags {
       }
       flags[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
-    // Accepted for forward compatibility of scripts, but nothing reads it yet.
-    flags.erase("providers.base_url");
     syncwell::config::Sources src{config_file, syncwell::config::ProcessEnvironment(), flags};
     auto s = syncwell::config::Load(src);
     if (!s) {
@@ -187,6 +185,36 @@ int main(int argc, char** argv) {
   loadgen->add_flag("--random-tokens", lg.random_tokens, "pick token lines at random");
   loadgen->add_flag("--no-idempotency-key", no_idem, "do not send a fresh Idempotency-Key");
 
+  syncwell::app::ProviderSimOptions sim_opts;
+  auto* sim = app.add_subcommand(
+      "provider-sim", "serve simulated Strava, Garmin, Fitbit and Withings APIs (tests, demo)");
+  sim->add_option("--listen", sim_opts.listen, "HOST:PORT (port 0 = any free port)");
+  sim->add_option("--config", sim_opts.config_file, "JSON simulator settings")
+      ->check(CLI::ExistingFile);
+  sim->add_option("--seed", sim_opts.seed, "seed of the synthetic data");
+  sim->add_option("--days", sim_opts.days, "days of synthetic history");
+  sim->add_option("--webhook-target", sim_opts.webhook_target,
+                  "SyncWell server to send webhooks to, e.g. http://127.0.0.1:8080");
+  sim->add_option("--latency", sim_opts.latency, "uniform latency of every provider: MIN-MAX");
+  sim->add_flag("--no-rate-limits", sim_opts.no_rate_limits,
+                "answer no 429s (default: each provider's published limits)");
+  sim->add_option("--handler-threads", sim_opts.handler_threads,
+                  "blocking request threads (latency sleeps in them)");
+  sim->add_flag("--access-log", sim_opts.access_log, "log every request");
+
+  syncwell::app::DemoOptions demo_opts;
+  int demo_timeout_s = 900;
+  auto* demo = app.add_subcommand(
+      "demo", "start the simulator and the server, sync a few hundred users, prove the invariants");
+  demo->add_option("--users", demo_opts.users, "simulated users (default 200)")
+      ->check(CLI::Range(1, 100000));
+  demo->add_option("--data-dir", demo_opts.data_dir, "recreated on every run");
+  demo->add_option("--latency", demo_opts.latency, "simulated provider latency MIN-MAX");
+  demo->add_option("--workers", demo_opts.workers, "worker threads of the server")
+      ->check(CLI::Range(1, 1024));
+  demo->add_option("--timeout", demo_timeout_s, "give up after this many seconds");
+  demo->add_flag("--follow", demo_opts.follow, "keep the servers running after the summary");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -219,6 +247,11 @@ int main(int argc, char** argv) {
   if (*dlq_redrive)
     return dr_flags.Load(&s) ? syncwell::app::RunAdminDlqRedrive(s, dlq_id, dlq_all) : 2;
   if (*dlq_purge) return dp_flags.Load(&s) ? syncwell::app::RunAdminDlqPurge(s) : 2;
+  if (*sim) return syncwell::app::RunProviderSim(sim_opts);
+  if (*demo) {
+    demo_opts.timeout = std::chrono::seconds(demo_timeout_s);
+    return syncwell::app::RunDemo(demo_opts);
+  }
   if (*loadgen) {
     auto d = syncwell::loadgen::ParseDuration(lg_duration);
     auto t = syncwell::loadgen::ParseDuration(lg_timeout);

@@ -16,14 +16,19 @@
 #include "api/http_server.hpp"
 #include "app/commands.hpp"
 #include "app/openapi.hpp"
+#include "app/provider_gateway.hpp"
 #include "app/wiring.hpp"
 #include "auth/dev_issuer.hpp"
 #include "auth/jwks.hpp"
 #include "auth/jwt.hpp"
 #include "core/log.hpp"
+#include "net/http_client.hpp"
 #include "ratelimit/backoff.hpp"
 #include "ratelimit/delay_tracker.hpp"
+#include "secrets/secret_box.hpp"
 #include "store/sqlite/sqlite_job_queue.hpp"
+#include "sync/circuit_breaker.hpp"
+#include "sync/sync_engine.hpp"
 #include "worker/scripted_handler.hpp"
 #include "worker/worker_pool.hpp"
 
@@ -319,14 +324,38 @@ int RunServe(const config::Settings& s) {
   ratelimit::InProcessLimiter limiter(clock, *limiter_settings);
   ratelimit::DelayTracker delay_tracker(clock);
   ratelimit::DefaultRandomSource random;
+  // Providers: one connector per configured provider, tokens sealed with the data dir's key.
+  auto box = secrets::SecretBox::LoadOrCreate(SecretKeyPath(s));
+  if (!box) {
+    std::cerr << "syncwell serve: secret key: " << box.error().message << "\n";
+    return 1;
+  }
+  auto http_client = net::MakeHttpClient();
+  providers::ProviderRegistry registry = BuildProviderRegistry(s, *http_client, clock);
+  if (registry.Names().empty()) {
+    log::Warn(
+        "no provider connectors configured: set [providers] <name>.client_id (real providers) "
+        "or providers.sim_url (the simulator); syncs and new connections will fail");
+  }
+  sync::CircuitBreakers breakers(sync::CircuitBreakerSettings{}, clock, metrics);
+  std::unique_ptr<sync::SyncEngine> engine;
   std::unique_ptr<worker::JobHandler> handler;
   std::unique_ptr<worker::WorkerPool> pool;
+  if (run_worker || run_api) {
+    sync::SyncEngineSettings es;
+    es.initial_lookback = s.sync.initial_lookback;
+    es.max_records_per_job = static_cast<size_t>(s.sync.max_records_per_job);
+    engine = std::make_unique<sync::SyncEngine>(**store, registry, *box, limiter, breakers, clock,
+                                                metrics, es);
+  }
   if (run_worker) {
-    if (s.worker.handler == "noop") {
+    if (s.worker.handler == "sync") {
+      handler = nullptr;  // the engine itself (below)
+    } else if (s.worker.handler == "noop") {
       handler = std::make_unique<worker::NoopSyncHandler>();
       log::Warn(
-          "worker.handler = noop: jobs are marked SUCCEEDED WITHOUT calling any provider (the sync "
-          "engine arrives with the next issue)");
+          "worker.handler = noop: jobs are marked SUCCEEDED WITHOUT calling any provider "
+          "(benchmarks of the queue only)");
     } else {
       const std::string path = s.worker.handler.substr(std::string("script:").size());
       auto scripted = worker::ScriptedHandler::Load(path, s.storage.data_dir + "/executions.log");
@@ -346,7 +375,8 @@ int RunServe(const config::Settings& s) {
     ws.max_receive_count = qs.max_receive_count;
     ws.retry_backoff = ratelimit::BackoffSettings{s.worker.retry_base, s.worker.retry_cap};
     ws.defer_backoff = ws.retry_backoff;
-    pool = std::make_unique<worker::WorkerPool>(ws, queue, **store, limiter, *handler, clock,
+    worker::JobHandler& job_handler = handler ? *handler : *engine;
+    pool = std::make_unique<worker::WorkerPool>(ws, queue, **store, limiter, job_handler, clock,
                                                 metrics, random, &delay_tracker);
   }
 
@@ -355,6 +385,8 @@ int RunServe(const config::Settings& s) {
   as.user_rate_per_second = s.api.user_rate_per_second;
   as.user_burst = s.api.user_burst;
   api::ApiService service(as, **store, authenticator, clock, metrics, OpenApiDocument());
+  SyncProviderGateway gateway(registry, *box, **store, engine.get(), clock, metrics);
+  service.SetProviderGateway(&gateway);
 
   api::HttpServerSettings hs;
   hs.host = hp->first;

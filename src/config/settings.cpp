@@ -263,8 +263,8 @@ const std::vector<Key>& Keys() {
             milliseconds(1), milliseconds(86'400'000)),
         Key{"worker.handler",
             [](Settings& s, const std::string& v) -> Status {
-              if (v != "noop" && (v.rfind("script:", 0) != 0 || v.size() <= 7))
-                return BadValue("worker.handler", v, "must be noop or script:<path>");
+              if (v != "sync" && v != "noop" && (v.rfind("script:", 0) != 0 || v.size() <= 7))
+                return BadValue("worker.handler", v, "must be sync, noop or script:<path>");
               s.worker.handler = v;
               return {};
             },
@@ -288,6 +288,15 @@ const std::vector<Key>& Keys() {
               for (auto& a : s.ratelimit.limits) out += (out.size() > 1 ? ", " : "") + Quote(a);
               return out + "]";
             }},
+        Dur(
+            "sync.initial_lookback",
+            [](Settings& s) -> milliseconds& { return s.sync.initial_lookback; },
+            milliseconds(3'600'000), milliseconds(3650LL * 86'400'000)),
+        Int(
+            "sync.max_records_per_job",
+            [](const Settings& s) { return s.sync.max_records_per_job; },
+            [](Settings& s, int64_t v) { s.sync.max_records_per_job = static_cast<int>(v); }, 1,
+            1'000'000),
         Str("providers.sim_url", [](Settings& s) -> std::string& { return s.providers.sim_url; }),
         Str("log.level", [](Settings& s) -> std::string& { return s.log.level; },
             {"debug", "info", "warn", "error"}),

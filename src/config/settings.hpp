@@ -51,8 +51,8 @@ struct ApiSettings {
   int user_burst = 100;
 };
 
-// The worker pool (src/worker). handler: "noop" (marks jobs succeeded WITHOUT calling providers;
-// the sync engine comes with the next issue) or "script:<path>" (test-only scripted handler).
+// The worker pool (src/worker). handler: "sync" (the sync engine, SPEC S4), "noop" (marks jobs
+// succeeded WITHOUT calling providers: queue benchmarks only) or "script:<path>" (test-only).
 struct WorkerSettings {
   int min_workers = 1;
   int max_workers = 16;
@@ -61,7 +61,7 @@ struct WorkerSettings {
   std::chrono::milliseconds drain_timeout{10'000};
   std::chrono::milliseconds retry_base{1'000};  // backoff of failed / deferred jobs (full jitter)
   std::chrono::milliseconds retry_cap{900'000};
-  std::string handler = "noop";
+  std::string handler = "sync";
 };
 
 // Provider quotas (SPEC S6). Each entry "provider:scope:window:limit" (scope app|user, window a
@@ -69,6 +69,12 @@ struct WorkerSettings {
 // combine. Empty: the SPEC S6 defaults.
 struct RateLimitSettings {
   std::vector<std::string> limits;
+};
+
+// The sync engine (src/sync, SPEC S4).
+struct SyncSettings {
+  std::chrono::milliseconds initial_lookback{30LL * 86'400'000};  // first sync of a pair
+  int max_records_per_job = 1000;  // incremental jobs continue in a follow-up job beyond this
 };
 
 // One provider connector ([providers] <name>.<key>; SPEC S4). Empty client_id = not configured:
@@ -107,6 +113,7 @@ struct Settings {
   WorkerSettings worker;
   RateLimitSettings ratelimit;
   ProvidersSettings providers;
+  SyncSettings sync;
   LogSettings log;
 
   bool DevModeEnabled() const {

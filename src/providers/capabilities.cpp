@@ -5,20 +5,18 @@
 namespace syncwell::providers {
 
 const std::vector<ProviderInfo>& AllProviders() {
-  // Based on the providers' public APIs: Strava stores activities only; Withings accepts
-  // measurements (weight) but not activities; Garmin's Health API is read-only apart from
-  // workouts pushed through the Training API.
+  // Based on the providers' public APIs (sources per row in docs/providers.md): Strava stores
+  // activities only; Withings accepts measurements (weight) but not activities; Garmin's Health
+  // API is read-only (its Training API creates *planned* workouts for the watch, not completed
+  // activities, so Garmin is no destination); Fitbit (Google Health API) reconciles steps from
+  // devices and does not accept them from apps.
   static const std::vector<ProviderInfo> kAll = {
       {"fitbit",
        "Fitbit",
        {"workout", "sleep_session", "steps", "weight"},
        {"workout", "sleep_session", "weight"},
        true},
-      {"garmin",
-       "Garmin Connect",
-       {"workout", "sleep_session", "steps", "weight"},
-       {"workout"},
-       true},
+      {"garmin", "Garmin Connect", {"workout", "sleep_session", "steps", "weight"}, {}, true},
       {"strava", "Strava", {"workout"}, {"workout"}, true},
       {"withings", "Withings", {"workout", "sleep_session", "steps", "weight"}, {"weight"}, true},
       {"google_fit",

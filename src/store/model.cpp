@@ -69,4 +69,6 @@ bool ParseJobStatus(std::string_view s, JobStatus* out) {
   return true;
 }
 
+const char* LedgerStateName(LedgerState s) { return s == LedgerState::kDone ? "done" : "pending"; }
+
 }  // namespace syncwell::store

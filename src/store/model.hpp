@@ -1,9 +1,11 @@
 #pragma once
 // Domain records persisted by the Store port. Health data never appears here (SPEC S4/S13):
 // only identifiers, times, states and sealed (encrypted) provider tokens.
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/clock.hpp"
 #include "core/ids.hpp"
@@ -35,6 +37,12 @@ struct Connection {
   // Sealed with secrets::SecretBox (AES-256-GCM, key id inside). Never plaintext.
   std::string access_token_sealed;
   std::string refresh_token_sealed;  // may be empty
+  // When the access token expires (zero = unknown / never). The sync engine refreshes shortly
+  // before it (sync/connection_session.hpp).
+  TimePoint token_expires_at{};
+  // Bumped by every UpdateConnectionTokens (compare-and-set), so a process that refreshed with
+  // an old refresh token learns that another one already stored newer tokens.
+  int64_t token_version = 0;
   TimePoint created_at{};
   TimePoint updated_at{};
 };
@@ -67,7 +75,8 @@ struct Job {
   std::string start_date;  // as given (historical only), else empty
   std::string end_date;
   JobStatus status = JobStatus::kQueued;
-  std::string error;  // set when FAILED
+  std::string error;    // set when FAILED
+  std::string summary;  // short outcome written by the sync engine (counts only, never values)
   TimePoint created_at{};
   TimePoint updated_at{};
 };
@@ -81,6 +90,63 @@ struct IdempotencyRecord {
   int status_code = 0;       // the original response
   std::string response_body;
   TimePoint created_at{};
+};
+
+// ---- sync state (SPEC S4): cursors and the sync ledger. Ids, times and fingerprints only. ----
+
+// One cursor per (user, source connection, destination connection, data type).
+struct SyncCursorKey {
+  UserId user;
+  ConnectionId source;
+  ConnectionId destination;
+  std::string data_type;
+  auto operator<=>(const SyncCursorKey&) const = default;
+};
+
+struct SyncCursor {
+  SyncCursorKey key;
+  // High-water mark (epoch ms) of the source change times (start or modification) processed;
+  // the next job fetches from here (minus a safety overlap).
+  int64_t last_sync_ms = 0;
+  int64_t version = 0;  // compare-and-set; 1 after the first commit
+  TimePoint updated_at{};
+};
+
+enum class LedgerState { kPending, kDone };
+const char* LedgerStateName(LedgerState s);  // "pending" / "done"
+
+// One record written (or about to be written) to a destination. Key: (destination,
+// source, source_record_id, fingerprint). `pending` rows are intents recorded durably BEFORE the
+// push; they become `done` (with dest_record_id) in the commit after it.
+struct LedgerEntry {
+  UserId user;
+  ConnectionId destination;      // the destination connection
+  ConnectionId source;           // the source connection (or a device connection)
+  std::string source_record_id;  // the source provider's record id
+  std::string fingerprint;       // providers::Fingerprint of the content written
+  std::string dest_record_id;    // the destination's id; empty while pending
+  LedgerState state = LedgerState::kPending;
+  JobId job;                       // the job that wrote it (empty for device uploads)
+  int64_t source_modified_ms = 0;  // the source record's modification time when written
+  TimePoint updated_at{};
+};
+
+// CommitSync: everything a sync job persists at its end, in ONE transaction.
+struct SyncCommit {
+  std::vector<LedgerEntry> done;  // upserted with state done (pending -> done, or inserted)
+  struct CursorUpdate {
+    SyncCursorKey key;
+    int64_t expected_version = 0;  // 0 = no cursor exists yet
+    int64_t last_sync_ms = 0;
+  };
+  std::optional<CursorUpdate> cursor;  // stale expected_version -> kConflict, nothing written
+  struct JobUpdate {
+    JobId id;
+    JobStatus status = JobStatus::kSucceeded;
+    std::string error;
+    std::string summary;
+  };
+  std::optional<JobUpdate> job;
 };
 
 enum class DeletionState { kNone, kPending, kCompleted };

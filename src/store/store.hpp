@@ -1,5 +1,6 @@
 #pragma once
-// The Store port: users, connections, sync configs, jobs, idempotency records, user deletion.
+// The Store port: users, connections, sync configs, jobs, idempotency records, user deletion,
+// and the sync engine's state (connection tokens, cursors, the sync ledger).
 //
 // Contract for every adapter:
 //  * Thread-safe; methods block the calling thread (never call from an I/O thread).
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.hpp"
 #include "core/result.hpp"
 #include "queue/job_queue.hpp"
 #include "store/model.hpp"
@@ -34,11 +36,34 @@ class Store {
 
   // Connections.
   virtual Status CreateConnection(const Connection& c) = 0;
+  // The same with the idempotency record in the same transaction (POST /v1/connections).
+  virtual Status CreateConnection(const Connection& c, const IdempotencyRecord* idem) = 0;
+  // Re-consent (POST /v1/connections/{id}/reauth): replaces the grant of an existing connection
+  // of c.user -- sealed tokens, token_expires_at, provider_user_id, status -- and bumps
+  // token_version, so that a refresh racing with it (holding the old version) adopts the new
+  // grant instead of overwriting it. Absent -> kNotFound.
+  virtual Status ReplaceConnectionGrant(const Connection& c, const IdempotencyRecord* idem) = 0;
   virtual Result<Connection> GetConnection(const UserId& user, const ConnectionId& id) = 0;
   virtual Result<std::vector<Connection>> ListConnections(const UserId& user) = 0;
-  // Deletes the connection, its tokens and every sync config that uses it (one transaction).
+  // Webhook mapping (SPEC S7): every connection (any user, any status) of `provider` whose
+  // provider_user_id matches. NOT scoped by user: call it only after the notification's
+  // authenticity was verified. Order: created_at, id.
+  virtual Result<std::vector<Connection>> FindConnectionsByProviderUser(
+      const std::string& provider, const std::string& provider_user_id) = 0;
+  // Deletes the connection, its tokens, every sync config that uses it and every cursor and
+  // ledger row where it is the source or the destination (one transaction; SPEC S13).
   virtual Status DeleteConnection(const UserId& user, const ConnectionId& id,
                                   const IdempotencyRecord* idem) = 0;
+  // Stores refreshed (sealed) tokens when the stored token_version == expected_token_version,
+  // storing expected_token_version + 1. Stale -> kConflict (another process refreshed first:
+  // re-read and use its tokens); absent -> kNotFound.
+  virtual Status UpdateConnectionTokens(const UserId& user, const ConnectionId& id,
+                                        const std::string& access_sealed,
+                                        const std::string& refresh_sealed, TimePoint expires_at,
+                                        int64_t expected_token_version) = 0;
+  // absent -> kNotFound.
+  virtual Status SetConnectionStatus(const UserId& user, const ConnectionId& id,
+                                     ConnectionStatus status) = 0;
 
   // Sync configs.
   virtual Status CreateSyncConfig(const SyncConfig& c, const IdempotencyRecord* idem) = 0;
@@ -62,13 +87,35 @@ class Store {
   virtual Result<Job> GetJob(const UserId& user, const JobId& id) = 0;
   virtual Status UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) = 0;
 
+  // ---- Sync state (SPEC S4; the sync engine). Ids, times and fingerprints only. ----
+  // kNotFound when the key has no cursor yet.
+  virtual Result<SyncCursor> GetCursor(const SyncCursorKey& key) = 0;
+  // Ledger rows (pending and done, any fingerprint) of `user` for records of `source` written to
+  // `destination`, restricted to the given source record ids. Order unspecified.
+  virtual Result<std::vector<LedgerEntry>> GetLedgerEntries(
+      const UserId& user, const ConnectionId& destination, const ConnectionId& source,
+      const std::vector<std::string>& source_record_ids) = 0;
+  // Loop suppression: the subset of `record_ids` that are the dest_record_id of a done ledger
+  // row of `user` at connection `at` (records SyncWell wrote there). Order unspecified.
+  virtual Result<std::vector<std::string>> OwnWrittenRecords(
+      const UserId& user, const ConnectionId& at, const std::vector<std::string>& record_ids) = 0;
+  // Durable write intents recorded BEFORE a push (state pending, dest_record_id empty), one
+  // transaction. A row that exists already keeps its state: done stays done; a pending row
+  // takes the new job id, time and source_modified_ms.
+  virtual Status RecordPendingWrites(const std::vector<LedgerEntry>& entries) = 0;
+  // In ONE transaction: the cursor compare-and-set (if c.cursor; expected_version 0 = create;
+  // stale -> kConflict and NOTHING is written), the ledger rows (upserted as done), the job's
+  // status (if c.job; unknown job -> kNotFound and nothing written).
+  virtual Status CommitSync(const SyncCommit& c) = 0;
+
   // Idempotency. Records older than `retention` are ignored and eventually purged.
   virtual Result<std::optional<IdempotencyRecord>> GetIdempotency(const UserId& user,
                                                                   const std::string& key) = 0;
   virtual Result<int64_t> PurgeIdempotencyBefore(TimePoint cutoff) = 0;
 
   // Account deletion (SPEC S2/S13): RequestUserDeletion records a pending deletion (idempotent);
-  // PurgeUser hard-deletes everything the user owns and marks the deletion completed.
+  // PurgeUser hard-deletes everything the user owns (cursors and ledger rows included) and marks
+  // the deletion completed.
   virtual Status RequestUserDeletion(const UserId& user, const IdempotencyRecord* idem) = 0;
   virtual Result<UserDeletion> GetUserDeletion(const UserId& user) = 0;
   virtual Result<std::vector<UserId>> PendingDeletions(size_t limit) = 0;

@@ -39,6 +39,8 @@ class CircuitBreaker {
   CircuitState state() const;
 
  private:
+  // CircuitBreakers attaches the per-provider metrics to the breakers it creates.
+  friend class CircuitBreakers;
   // (implementation-defined members)
   struct Impl;
   std::shared_ptr<Impl> impl_;

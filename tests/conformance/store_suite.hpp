@@ -464,6 +464,358 @@ TYPED_TEST_P(StoreConformance, IdempotencyRetentionAndPurge) {
   ASSERT_TRUE(s.UpdateUserSettings(UserId("alice"), "{}", &old_key).ok());  // reusable
 }
 
+// ---- sync state: connection tokens, cursors, the ledger (SPEC S4, S13) ----
+
+TYPED_TEST_P(StoreConformance, ConnectionTokensCompareAndSet) {
+  auto& s = this->store();
+  auto c = this->Conn("alice", "conn_a");
+  c.token_expires_at = FromUnixMillis(1'900'000'000'123);
+  ASSERT_TRUE(s.CreateConnection(c).ok());
+  auto got = s.GetConnection(UserId("alice"), ConnectionId("conn_a"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->token_version, 0);
+  EXPECT_EQ(got->token_expires_at, FromUnixMillis(1'900'000'000'123));
+
+  const std::string access("new\0access", 10);  // binary-safe
+  const TimePoint exp = FromUnixMillis(1'900'000'100'000);
+  ASSERT_TRUE(s.UpdateConnectionTokens(UserId("alice"), ConnectionId("conn_a"), access,
+                                       "new-refresh", exp, 0)
+                  .ok());
+  got = s.GetConnection(UserId("alice"), ConnectionId("conn_a"));
+  EXPECT_EQ(got->token_version, 1);
+  EXPECT_EQ(got->access_token_sealed, access);
+  EXPECT_EQ(got->refresh_token_sealed, "new-refresh");
+  EXPECT_EQ(got->token_expires_at, exp);
+
+  // Another process refreshed first: stale version -> kConflict, nothing changes.
+  EXPECT_EQ(s.UpdateConnectionTokens(UserId("alice"), ConnectionId("conn_a"), "x", "y", exp, 0)
+                .error()
+                .code,
+            Errc::kConflict);
+  got = s.GetConnection(UserId("alice"), ConnectionId("conn_a"));
+  EXPECT_EQ(got->access_token_sealed, access);
+  EXPECT_EQ(got->token_version, 1);
+  // Scoped by user; missing connection.
+  EXPECT_EQ(s.UpdateConnectionTokens(UserId("bob"), ConnectionId("conn_a"), "x", "y", exp, 1)
+                .error()
+                .code,
+            Errc::kNotFound);
+  EXPECT_EQ(s.UpdateConnectionTokens(UserId("alice"), ConnectionId("conn_none"), "x", "y", exp, 0)
+                .error()
+                .code,
+            Errc::kNotFound);
+  EXPECT_EQ(s.GetConnection(UserId("alice"), ConnectionId("conn_a"))->token_version, 1);
+}
+
+TYPED_TEST_P(StoreConformance, CreateConnectionWithIdempotencyAndReplaceGrant) {
+  auto& s = this->store();
+  auto idem = this->Idem("alice", "k-conn", R"({"connectionId":"conn_a"})");
+  ASSERT_TRUE(s.CreateConnection(this->Conn("alice", "conn_a"), &idem).ok());
+  EXPECT_TRUE(s.GetIdempotency(UserId("alice"), "k-conn")->has_value());
+  // Same key: nothing written; a duplicate id with a fresh key: no record written.
+  EXPECT_EQ(s.CreateConnection(this->Conn("alice", "conn_b"), &idem).error().code,
+            Errc::kAlreadyExists);
+  EXPECT_EQ(s.GetConnection(UserId("alice"), ConnectionId("conn_b")).error().code, Errc::kNotFound);
+  auto idem2 = this->Idem("alice", "k-conn-2");
+  EXPECT_EQ(s.CreateConnection(this->Conn("alice", "conn_a"), &idem2).error().code,
+            Errc::kAlreadyExists);
+  EXPECT_FALSE(s.GetIdempotency(UserId("alice"), "k-conn-2")->has_value());
+
+  ASSERT_TRUE(s.SetConnectionStatus(UserId("alice"), ConnectionId("conn_a"),
+                                    store::ConnectionStatus::kNeedsReauth)
+                  .ok());
+  auto fresh = this->Conn("alice", "conn_a");
+  fresh.access_token_sealed = "sealed-new-access";
+  fresh.refresh_token_sealed = "sealed-new-refresh";
+  fresh.token_expires_at = FromUnixMillis(1'900'000'000'000);
+  fresh.provider_user_id = "pu-new";
+  fresh.status = store::ConnectionStatus::kActive;
+  auto idem3 = this->Idem("alice", "k-reauth");
+  ASSERT_TRUE(s.ReplaceConnectionGrant(fresh, &idem3).ok());
+  auto got = s.GetConnection(UserId("alice"), ConnectionId("conn_a"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->access_token_sealed, "sealed-new-access");
+  EXPECT_EQ(got->refresh_token_sealed, "sealed-new-refresh");
+  EXPECT_EQ(got->token_expires_at, FromUnixMillis(1'900'000'000'000));
+  EXPECT_EQ(got->provider_user_id, "pu-new");
+  EXPECT_EQ(got->status, store::ConnectionStatus::kActive);
+  EXPECT_EQ(got->token_version, 1);  // a refresh holding version 0 now gets kConflict
+  EXPECT_TRUE(s.GetIdempotency(UserId("alice"), "k-reauth")->has_value());
+  EXPECT_EQ(
+      s.UpdateConnectionTokens(UserId("alice"), ConnectionId("conn_a"), "x", "y", TimePoint{}, 0)
+          .error()
+          .code,
+      Errc::kConflict);
+  // Scoped by user; a failed change writes no idempotency record.
+  auto other = fresh;
+  other.user = UserId("bob");
+  auto idem4 = this->Idem("bob", "k-reauth");
+  EXPECT_EQ(s.ReplaceConnectionGrant(other, &idem4).error().code, Errc::kNotFound);
+  EXPECT_FALSE(s.GetIdempotency(UserId("bob"), "k-reauth")->has_value());
+}
+
+TYPED_TEST_P(StoreConformance, FindConnectionsByProviderUserAcrossUsers) {
+  auto& s = this->store();
+  auto a = this->Conn("alice", "conn_a", "strava");
+  a.provider_user_id = "athlete-7";
+  ASSERT_TRUE(s.CreateConnection(a).ok());
+  this->clock_.Advance(1s);
+  auto b = this->Conn("bob", "conn_b", "strava");
+  b.provider_user_id = "athlete-7";
+  b.status = store::ConnectionStatus::kNeedsReauth;
+  ASSERT_TRUE(s.CreateConnection(b).ok());
+  auto other_provider = this->Conn("carol", "conn_c", "fitbit");
+  other_provider.provider_user_id = "athlete-7";
+  ASSERT_TRUE(s.CreateConnection(other_provider).ok());
+  auto other_user = this->Conn("dave", "conn_d", "strava");
+  other_user.provider_user_id = "athlete-8";
+  ASSERT_TRUE(s.CreateConnection(other_user).ok());
+
+  auto found = s.FindConnectionsByProviderUser("strava", "athlete-7");
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].id.str(), "conn_a");  // oldest first
+  EXPECT_EQ((*found)[1].id.str(), "conn_b");
+  EXPECT_EQ((*found)[1].status, store::ConnectionStatus::kNeedsReauth);
+  EXPECT_EQ((*found)[1].user.str(), "bob");
+  EXPECT_TRUE(s.FindConnectionsByProviderUser("strava", "nobody")->empty());
+  EXPECT_TRUE(s.FindConnectionsByProviderUser("garmin", "athlete-7")->empty());
+}
+
+TYPED_TEST_P(StoreConformance, SetConnectionStatus) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.CreateConnection(this->Conn("alice", "conn_a")).ok());
+  ASSERT_TRUE(s.SetConnectionStatus(UserId("alice"), ConnectionId("conn_a"),
+                                    store::ConnectionStatus::kNeedsReauth)
+                  .ok());
+  EXPECT_EQ(s.GetConnection(UserId("alice"), ConnectionId("conn_a"))->status,
+            store::ConnectionStatus::kNeedsReauth);
+  EXPECT_EQ(
+      s.SetConnectionStatus(UserId("bob"), ConnectionId("conn_a"), store::ConnectionStatus::kActive)
+          .error()
+          .code,
+      Errc::kNotFound);
+  EXPECT_EQ(s.GetConnection(UserId("alice"), ConnectionId("conn_a"))->status,
+            store::ConnectionStatus::kNeedsReauth);
+}
+
+namespace sync_state {
+inline store::SyncCursorKey Key(const std::string& user, const std::string& type = "workout") {
+  return store::SyncCursorKey{UserId(user), ConnectionId("conn_src"), ConnectionId("conn_dst"),
+                              type};
+}
+inline store::LedgerEntry Row(const std::string& user, const std::string& src_id,
+                              const std::string& fp, const std::string& dest_id = "",
+                              const std::string& dst = "conn_dst",
+                              const std::string& src = "conn_src") {
+  store::LedgerEntry e;
+  e.user = UserId(user);
+  e.destination = ConnectionId(dst);
+  e.source = ConnectionId(src);
+  e.source_record_id = src_id;
+  e.fingerprint = fp;
+  e.dest_record_id = dest_id;
+  e.job = JobId("job_1");
+  e.source_modified_ms = 1000;
+  return e;
+}
+inline store::SyncCommit::CursorUpdate Cursor(const std::string& user, int64_t expected,
+                                              int64_t value) {
+  return store::SyncCommit::CursorUpdate{Key(user), expected, value};
+}
+}  // namespace sync_state
+
+TYPED_TEST_P(StoreConformance, CursorCompareAndSet) {
+  using namespace sync_state;
+  auto& s = this->store();
+  EXPECT_EQ(s.GetCursor(Key("alice")).error().code, Errc::kNotFound);
+
+  store::SyncCommit c;
+  c.cursor = Cursor("alice", 0, 5000);
+  ASSERT_TRUE(s.CommitSync(c).ok());
+  auto cur = s.GetCursor(Key("alice"));
+  ASSERT_TRUE(cur.ok());
+  EXPECT_EQ(cur->last_sync_ms, 5000);
+  EXPECT_EQ(cur->version, 1);
+  EXPECT_EQ(cur->key, Key("alice"));
+  // Other keys are separate.
+  EXPECT_EQ(s.GetCursor(Key("alice", "steps")).error().code, Errc::kNotFound);
+  EXPECT_EQ(s.GetCursor(Key("bob")).error().code, Errc::kNotFound);
+
+  // "Create" again: someone else created it first.
+  c.cursor = Cursor("alice", 0, 9000);
+  EXPECT_EQ(s.CommitSync(c).error().code, Errc::kConflict);
+  c.cursor = Cursor("alice", 1, 9000);
+  ASSERT_TRUE(s.CommitSync(c).ok());
+  cur = s.GetCursor(Key("alice"));
+  EXPECT_EQ(cur->last_sync_ms, 9000);
+  EXPECT_EQ(cur->version, 2);
+
+  // Stale version: kConflict and NOTHING of the commit is written (ledger rows included).
+  c.cursor = Cursor("alice", 1, 12000);
+  c.done.push_back(Row("alice", "r1", "fp1", "d1"));
+  EXPECT_EQ(s.CommitSync(c).error().code, Errc::kConflict);
+  EXPECT_EQ(s.GetCursor(Key("alice"))->last_sync_ms, 9000);
+  auto rows = s.GetLedgerEntries(UserId("alice"), ConnectionId("conn_dst"),
+                                 ConnectionId("conn_src"), {"r1"});
+  ASSERT_TRUE(rows.ok());
+  EXPECT_TRUE(rows->empty());
+}
+
+TYPED_TEST_P(StoreConformance, LedgerPendingThenDone) {
+  using namespace sync_state;
+  auto& s = this->store();
+  const UserId alice("alice");
+  const ConnectionId dst("conn_dst"), src("conn_src");
+  ASSERT_TRUE(s.RecordPendingWrites({Row("alice", "r1", "fp1"), Row("alice", "r2", "fp2")}).ok());
+  auto rows = s.GetLedgerEntries(alice, dst, src, {"r1", "r2", "r3"});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  for (const auto& e : *rows) {
+    EXPECT_EQ(e.state, store::LedgerState::kPending);
+    EXPECT_TRUE(e.dest_record_id.empty());
+    EXPECT_EQ(e.job.str(), "job_1");
+    EXPECT_EQ(e.source_modified_ms, 1000);
+  }
+  // Pending rows are not "ours" yet for loop suppression (no destination id).
+  EXPECT_TRUE(s.OwnWrittenRecords(alice, dst, {"d1", "d2"})->empty());
+
+  store::SyncCommit c;
+  c.done.push_back(Row("alice", "r1", "fp1", "d1"));
+  ASSERT_TRUE(s.CommitSync(c).ok());
+  rows = s.GetLedgerEntries(alice, dst, src, {"r1"});
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].state, store::LedgerState::kDone);
+  EXPECT_EQ((*rows)[0].dest_record_id, "d1");
+  EXPECT_EQ((*rows)[0].fingerprint, "fp1");
+  EXPECT_EQ(s.GetLedgerEntries(alice, dst, src, {"r2"})->at(0).state, store::LedgerState::kPending);
+
+  // A new intent for a done row never turns it back into pending.
+  auto again = Row("alice", "r1", "fp1");
+  again.job = JobId("job_2");
+  ASSERT_TRUE(s.RecordPendingWrites({again}).ok());
+  rows = s.GetLedgerEntries(alice, dst, src, {"r1"});
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].state, store::LedgerState::kDone);
+  EXPECT_EQ((*rows)[0].dest_record_id, "d1");
+  // A new fingerprint of the same source record is a separate row.
+  ASSERT_TRUE(s.RecordPendingWrites({Row("alice", "r1", "fp1b")}).ok());
+  EXPECT_EQ(s.GetLedgerEntries(alice, dst, src, {"r1"})->size(), 2u);
+
+  // Reverse lookup: only done rows at that connection, only the asked ids, only this user.
+  auto own = s.OwnWrittenRecords(alice, dst, {"d1", "d2", "x"});
+  ASSERT_TRUE(own.ok());
+  ASSERT_EQ(own->size(), 1u);
+  EXPECT_EQ((*own)[0], "d1");
+  EXPECT_TRUE(s.OwnWrittenRecords(alice, src, {"d1"})->empty());
+  EXPECT_TRUE(s.OwnWrittenRecords(UserId("bob"), dst, {"d1"})->empty());
+  EXPECT_TRUE(s.GetLedgerEntries(UserId("bob"), dst, src, {"r1"})->empty());
+  EXPECT_TRUE(s.GetLedgerEntries(alice, src, dst, {"r1"})->empty());
+}
+
+TYPED_TEST_P(StoreConformance, CommitSyncWritesJobStatusInTheSameTransaction) {
+  using namespace sync_state;
+  auto& s = this->store();
+  ASSERT_TRUE(s.CreateJob(this->MakeJob("alice", "job_1"), this->Msg("alice", "d1"), nullptr).ok());
+  store::SyncCommit c;
+  c.cursor = Cursor("alice", 0, 100);
+  c.done.push_back(Row("alice", "r1", "fp1", "d1"));
+  c.job =
+      store::SyncCommit::JobUpdate{JobId("job_1"), store::JobStatus::kSucceeded, "", "written 1"};
+  ASSERT_TRUE(s.CommitSync(c).ok());
+  auto job = s.GetJob(UserId("alice"), JobId("job_1"));
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->status, store::JobStatus::kSucceeded);
+  EXPECT_EQ(job->summary, "written 1");
+  // A later status update keeps the summary.
+  ASSERT_TRUE(s.UpdateJobStatus(JobId("job_1"), store::JobStatus::kSucceeded, "").ok());
+  EXPECT_EQ(s.GetJob(UserId("alice"), JobId("job_1"))->summary, "written 1");
+
+  // Unknown job: kNotFound and nothing written.
+  store::SyncCommit bad;
+  bad.cursor = Cursor("bob", 0, 100);
+  bad.done.push_back(Row("bob", "r9", "fp9", "d9"));
+  bad.job = store::SyncCommit::JobUpdate{JobId("job_none"), store::JobStatus::kSucceeded, "", ""};
+  EXPECT_EQ(s.CommitSync(bad).error().code, Errc::kNotFound);
+  EXPECT_EQ(s.GetCursor(Key("bob")).error().code, Errc::kNotFound);
+  EXPECT_TRUE(
+      s.GetLedgerEntries(UserId("bob"), ConnectionId("conn_dst"), ConnectionId("conn_src"), {"r9"})
+          ->empty());
+}
+
+TYPED_TEST_P(StoreConformance, DeleteConnectionAndPurgeUserRemoveSyncState) {
+  using namespace sync_state;
+  auto& s = this->store();
+  for (auto u : {"alice", "bob"}) {
+    const std::string user = u;
+    for (auto id : {"conn_src", "conn_dst", "conn_other"}) {
+      // Connection ids are global; give each user their own.
+      ASSERT_TRUE(s.CreateConnection(this->Conn(user, std::string(id) + "_" + user)).ok());
+    }
+  }
+  auto seed = [&](const std::string& user) {
+    const std::string src = "conn_src_" + user, dst = "conn_dst_" + user,
+                      other = "conn_other_" + user;
+    store::SyncCommit c;
+    c.cursor = store::SyncCommit::CursorUpdate{
+        store::SyncCursorKey{UserId(user), ConnectionId(src), ConnectionId(dst), "workout"}, 0, 1};
+    c.done.push_back(Row(user, "r1", "fp1", "d1", dst, src));    // src -> dst
+    c.done.push_back(Row(user, "d1", "fp1", "r1", src, dst));    // dst -> src
+    c.done.push_back(Row(user, "r2", "fp2", "o2", other, src));  // src -> other
+    ASSERT_TRUE(s.CommitSync(c).ok());
+    store::SyncCommit c2;
+    c2.cursor = store::SyncCommit::CursorUpdate{
+        store::SyncCursorKey{UserId(user), ConnectionId(other), ConnectionId(src), "workout"}, 0,
+        1};
+    ASSERT_TRUE(s.CommitSync(c2).ok());
+  };
+  seed("alice");
+  seed("bob");
+
+  // Deleting alice's destination connection removes every cursor and ledger row that names it.
+  ASSERT_TRUE(s.DeleteConnection(UserId("alice"), ConnectionId("conn_dst_alice"), nullptr).ok());
+  const UserId alice("alice");
+  EXPECT_EQ(s.GetCursor(store::SyncCursorKey{alice, ConnectionId("conn_src_alice"),
+                                             ConnectionId("conn_dst_alice"), "workout"})
+                .error()
+                .code,
+            Errc::kNotFound);
+  EXPECT_TRUE(s.GetLedgerEntries(alice, ConnectionId("conn_dst_alice"),
+                                 ConnectionId("conn_src_alice"), {"r1"})
+                  ->empty());
+  EXPECT_TRUE(s.GetLedgerEntries(alice, ConnectionId("conn_src_alice"),
+                                 ConnectionId("conn_dst_alice"), {"d1"})
+                  ->empty());
+  // What does not involve it stays.
+  EXPECT_EQ(s.GetLedgerEntries(alice, ConnectionId("conn_other_alice"),
+                               ConnectionId("conn_src_alice"), {"r2"})
+                ->size(),
+            1u);
+  EXPECT_TRUE(s.GetCursor(store::SyncCursorKey{alice, ConnectionId("conn_other_alice"),
+                                               ConnectionId("conn_src_alice"), "workout"})
+                  .ok());
+
+  // Purging alice removes the rest of her sync state; bob keeps all of his.
+  ASSERT_TRUE(s.PurgeUser(alice).ok());
+  EXPECT_TRUE(s.GetLedgerEntries(alice, ConnectionId("conn_other_alice"),
+                                 ConnectionId("conn_src_alice"), {"r2"})
+                  ->empty());
+  EXPECT_EQ(s.GetCursor(store::SyncCursorKey{alice, ConnectionId("conn_other_alice"),
+                                             ConnectionId("conn_src_alice"), "workout"})
+                .error()
+                .code,
+            Errc::kNotFound);
+  const UserId bob("bob");
+  EXPECT_EQ(
+      s.GetLedgerEntries(bob, ConnectionId("conn_dst_bob"), ConnectionId("conn_src_bob"), {"r1"})
+          ->size(),
+      1u);
+  EXPECT_EQ(s.OwnWrittenRecords(bob, ConnectionId("conn_dst_bob"), {"d1"})->size(), 1u);
+  EXPECT_TRUE(s.GetCursor(store::SyncCursorKey{bob, ConnectionId("conn_src_bob"),
+                                               ConnectionId("conn_dst_bob"), "workout"})
+                  .ok());
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformance, EnsureUserCreatesOnceAndStoredTierWins, UserSettingsUpdateAndMissingUser,
     ReadsAreScopedByUser, DuplicateIdsAreRejected, IdempotencyRecordIsWrittenWithTheChange,
@@ -471,7 +823,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     DeleteConnectionRemovesConfigsUsingIt, CreateJobThenGetJobAndUpdateStatus,
     CreateJobDedupWritesJobButNotMessage, QueueDedupInsideAndOutsideTheWindow,
     DelayedMessagesAreNotVisibleUntilDue, PurgeUserRemovesEverythingOfThatUserOnly,
-    DeletionStatesPendingThenCompleted, ControlEventsInInsertionOrder,
-    IdempotencyRetentionAndPurge);
+    DeletionStatesPendingThenCompleted, ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge,
+    ConnectionTokensCompareAndSet, CreateConnectionWithIdempotencyAndReplaceGrant,
+    FindConnectionsByProviderUserAcrossUsers, SetConnectionStatus, CursorCompareAndSet,
+    LedgerPendingThenDone, CommitSyncWritesJobStatusInTheSameTransaction,
+    DeleteConnectionAndPurgeUserRemoveSyncState);
 
 }  // namespace syncwell::conformance

@@ -174,3 +174,82 @@ def dev_kid(data_dir):
 def free_socket_connect(port):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     return s
+
+
+class Sim:
+    """`syncwell provider-sim` on 127.0.0.1:0 (src/providers/sim/README.md)."""
+
+    def __init__(self, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="syncwell-sim-")
+        self.log_path = os.path.join(self.dir, "sim.log")
+        self.extra = list(extra)
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([BIN, "provider-sim", "--listen", "127.0.0.1:0", *self.extra],
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("listening "):
+                self.port = int(line.strip().rsplit(":", 1)[1])
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        raise AssertionError("simulator did not start: " + open(self.log_path).read()[-2000:])
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        if self.proc:
+            self.proc.stdout.close()
+            self.log.close()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        with open(self.log_path, errors="replace") as f:
+            log = f.read()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ThreadSanitizer"):
+            if marker in log:
+                raise AssertionError(f"sanitizer report in {self.log_path}:\n" + log[log.index(marker) - 200:][:4000])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def call(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+        r = conn.getresponse()
+        payload = r.read()
+        conn.close()
+        return Response(r.status, dict((k.lower(), v) for k, v in r.getheaders()), payload)
+
+    def code(self, provider, user):
+        r = self.call("GET", f"/_sim/authorize?provider={provider}&user={user}")
+        assert r.status == 200, r
+        return r.json()["code"]
+
+    def records(self, provider, user, type_):
+        r = self.call("GET", f"/_sim/users/{user}/{provider}/records?type={type_}")
+        assert r.status == 200, r
+        return r.json()["records"]
+
+    def written(self, provider, user):
+        r = self.call("GET", f"/_sim/users/{user}/{provider}/written")
+        assert r.status == 200, r
+        return r.json()["records"]
+
+    def stats(self):
+        return self.call("GET", "/_sim/stats").json()
+
+    def config(self, **fields):
+        r = self.call("POST", "/_sim/config", fields)
+        assert r.status == 200, r
+        return r.json()

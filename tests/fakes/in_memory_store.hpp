@@ -38,6 +38,18 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     std::lock_guard lock(mu_);
     fail_next_ = std::move(e);
   }
+  // Successful store mutations so far (write avoidance checks; queue operations not counted).
+  int64_t MutationCount() const {
+    std::lock_guard lock(mu_);
+    return mutations_;
+  }
+  // Every ledger row (tests inspect the sync ledger).
+  std::vector<store::LedgerEntry> LedgerRows() const {
+    std::lock_guard lock(mu_);
+    std::vector<store::LedgerEntry> out;
+    for (const auto& [k, e] : ledger_) out.push_back(e);
+    return out;
+  }
 
   // ---- Store: users ----
   Result<store::User> EnsureUser(const UserId& user, store::Tier tier) override {
@@ -50,6 +62,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
       u.tier = tier;
       u.created_at = u.updated_at = Now();
       it = users_.emplace(user, u).first;
+      ++mutations_;
     }
     return it->second;
   }
@@ -66,6 +79,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     if (it != users_.end()) {
       it->second.tier = user.tier;
       it->second.updated_at = Now();
+      ++mutations_;
       return {};
     }
     store::User u = user;
@@ -73,6 +87,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     u.created_at = OrNow(u.created_at);
     u.updated_at = Now();
     users_.emplace(u.id, u);
+    ++mutations_;
     return {};
   }
   Status UpdateUserSettings(const UserId& user, const std::string& settings_json,
@@ -89,14 +104,39 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
 
   // ---- connections ----
   Status CreateConnection(const store::Connection& c) override {
+    return CreateConnection(c, nullptr);
+  }
+  Status CreateConnection(const store::Connection& c,
+                          const store::IdempotencyRecord* idem) override {
     std::lock_guard lock(mu_);
-    if (auto f = TakeFailure()) return *f;
-    if (connections_.count(c.id)) return MakeError(Errc::kAlreadyExists, "connection exists");
-    store::Connection v = c;
-    v.created_at = OrNow(v.created_at);
-    v.updated_at = OrNow(v.updated_at);
-    connections_.emplace(c.id, v);
-    return {};
+    return Mutate(idem, [&]() -> Status {
+      if (connections_.count(c.id)) return MakeError(Errc::kAlreadyExists, "connection exists");
+      store::Connection v = c;
+      v.created_at = OrNow(v.created_at);
+      v.updated_at = OrNow(v.updated_at);
+      v.token_expires_at = FromUnixMillis(ToUnixMillis(v.token_expires_at));
+      connections_.emplace(c.id, v);
+      return {};
+    });
+  }
+  Status ReplaceConnectionGrant(const store::Connection& c,
+                                const store::IdempotencyRecord* idem) override {
+    std::lock_guard lock(mu_);
+    return Mutate(idem, [&]() -> Status {
+      auto it = connections_.find(c.id);
+      if (it == connections_.end() || it->second.user != c.user) {
+        return NotFound("connection", c.id.str());
+      }
+      auto& v = it->second;
+      v.access_token_sealed = c.access_token_sealed;
+      v.refresh_token_sealed = c.refresh_token_sealed;
+      v.token_expires_at = FromUnixMillis(ToUnixMillis(c.token_expires_at));
+      v.provider_user_id = c.provider_user_id;
+      v.status = c.status;
+      v.token_version += 1;
+      v.updated_at = Now();
+      return {};
+    });
   }
   Result<store::Connection> GetConnection(const UserId& user, const ConnectionId& id) override {
     std::lock_guard lock(mu_);
@@ -115,6 +155,17 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
                      [](const auto& a, const auto& b) { return a.created_at < b.created_at; });
     return out;
   }
+  Result<std::vector<store::Connection>> FindConnectionsByProviderUser(
+      const std::string& provider, const std::string& provider_user_id) override {
+    std::lock_guard lock(mu_);
+    std::vector<store::Connection> out;
+    for (const auto& [id, c] : connections_) {
+      if (c.provider == provider && c.provider_user_id == provider_user_id) out.push_back(c);
+    }
+    std::stable_sort(out.begin(), out.end(),
+                     [](const auto& a, const auto& b) { return a.created_at < b.created_at; });
+    return out;
+  }
   Status DeleteConnection(const UserId& user, const ConnectionId& id,
                           const store::IdempotencyRecord* idem) override {
     std::lock_guard lock(mu_);
@@ -128,6 +179,49 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
         const auto& c = kv.second;
         return c.user == user && (c.source == id || c.destination == id);
       });
+      std::erase_if(cursors_, [&](const auto& kv) {
+        const auto& k = kv.first;
+        return k.user == user && (k.source == id || k.destination == id);
+      });
+      std::erase_if(ledger_, [&](const auto& kv) {
+        const auto& e = kv.second;
+        return e.user == user && (e.source == id || e.destination == id);
+      });
+      return {};
+    });
+  }
+  Status UpdateConnectionTokens(const UserId& user, const ConnectionId& id,
+                                const std::string& access_sealed, const std::string& refresh_sealed,
+                                TimePoint expires_at, int64_t expected_token_version) override {
+    std::lock_guard lock(mu_);
+    return Mutate(nullptr, [&]() -> Status {
+      auto it = connections_.find(id);
+      if (it == connections_.end() || it->second.user != user) {
+        return NotFound("connection", id.str());
+      }
+      auto& c = it->second;
+      if (c.token_version != expected_token_version) {
+        return MakeError(Errc::kConflict, "connection " + id.str() + " tokens are at version " +
+                                              std::to_string(c.token_version));
+      }
+      c.access_token_sealed = access_sealed;
+      c.refresh_token_sealed = refresh_sealed;
+      c.token_expires_at = FromUnixMillis(ToUnixMillis(expires_at));
+      c.token_version = expected_token_version + 1;
+      c.updated_at = Now();
+      return {};
+    });
+  }
+  Status SetConnectionStatus(const UserId& user, const ConnectionId& id,
+                             store::ConnectionStatus status) override {
+    std::lock_guard lock(mu_);
+    return Mutate(nullptr, [&]() -> Status {
+      auto it = connections_.find(id);
+      if (it == connections_.end() || it->second.user != user) {
+        return NotFound("connection", id.str());
+      }
+      it->second.status = status;
+      it->second.updated_at = Now();
       return {};
     });
   }
@@ -225,7 +319,105 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     it->second.status = status;
     it->second.error = error;
     it->second.updated_at = Now();
+    ++mutations_;
     return {};
+  }
+
+  // ---- sync state ----
+  Result<store::SyncCursor> GetCursor(const store::SyncCursorKey& key) override {
+    std::lock_guard lock(mu_);
+    auto it = cursors_.find(key);
+    if (it == cursors_.end()) return MakeError(Errc::kNotFound, "no sync cursor");
+    return it->second;
+  }
+  Result<std::vector<store::LedgerEntry>> GetLedgerEntries(
+      const UserId& user, const ConnectionId& destination, const ConnectionId& source,
+      const std::vector<std::string>& source_record_ids) override {
+    std::lock_guard lock(mu_);
+    std::vector<store::LedgerEntry> out;
+    for (const auto& id : source_record_ids) {
+      for (auto it = ledger_.lower_bound({destination, source, id, std::string()});
+           it != ledger_.end() && it->first.destination == destination &&
+           it->first.source == source && it->first.source_record_id == id;
+           ++it) {
+        if (it->second.user == user) out.push_back(it->second);
+      }
+    }
+    return out;
+  }
+  Result<std::vector<std::string>> OwnWrittenRecords(
+      const UserId& user, const ConnectionId& at,
+      const std::vector<std::string>& record_ids) override {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& id : record_ids) {
+      if (id.empty()) continue;
+      for (const auto& [k, e] : ledger_) {
+        if (e.destination == at && e.user == user && e.state == store::LedgerState::kDone &&
+            e.dest_record_id == id) {
+          out.push_back(id);
+          break;
+        }
+      }
+    }
+    return out;
+  }
+  Status RecordPendingWrites(const std::vector<store::LedgerEntry>& entries) override {
+    std::lock_guard lock(mu_);
+    if (entries.empty()) return {};
+    return Mutate(nullptr, [&]() -> Status {
+      for (const auto& e : entries) {
+        auto [it, inserted] = ledger_.try_emplace(KeyOf(e), e);
+        auto& row = it->second;
+        if (inserted) {
+          row.dest_record_id.clear();
+          row.state = store::LedgerState::kPending;
+        } else if (row.state == store::LedgerState::kPending) {
+          row.job = e.job;
+          row.source_modified_ms = e.source_modified_ms;
+        } else {
+          continue;  // done stays done
+        }
+        row.updated_at = Now();
+      }
+      return {};
+    });
+  }
+  Status CommitSync(const store::SyncCommit& c) override {
+    std::lock_guard lock(mu_);
+    return Mutate(nullptr, [&]() -> Status {
+      // Every check first, so that a failure leaves nothing behind.
+      if (c.cursor) {
+        auto it = cursors_.find(c.cursor->key);
+        const int64_t have = it == cursors_.end() ? 0 : it->second.version;
+        if (have != c.cursor->expected_version) {
+          return MakeError(Errc::kConflict, "sync cursor moved (expected version " +
+                                                std::to_string(c.cursor->expected_version) + ")");
+        }
+      }
+      if (c.job && !jobs_.count(c.job->id)) return NotFound("job", c.job->id.str());
+      if (c.cursor) {
+        auto& cur = cursors_[c.cursor->key];
+        cur.key = c.cursor->key;
+        cur.last_sync_ms = c.cursor->last_sync_ms;
+        cur.version = c.cursor->expected_version + 1;
+        cur.updated_at = Now();
+      }
+      for (const auto& e : c.done) {
+        auto& row = ledger_[KeyOf(e)];
+        row = e;
+        row.state = store::LedgerState::kDone;
+        row.updated_at = Now();
+      }
+      if (c.job) {
+        auto& j = jobs_.at(c.job->id);
+        j.status = c.job->status;
+        j.error = c.job->error;
+        j.summary = c.job->summary;
+        j.updated_at = Now();
+      }
+      return {};
+    });
   }
 
   // ---- idempotency ----
@@ -288,6 +480,9 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     std::erase_if(configs_, [&](const auto& kv) { return kv.second.user == user; });
     std::erase_if(jobs_, [&](const auto& kv) { return kv.second.user == user; });
     std::erase_if(idem_, [&](const auto& kv) { return kv.first.first == user; });
+    std::erase_if(cursors_, [&](const auto& kv) { return kv.first.user == user; });
+    std::erase_if(ledger_, [&](const auto& kv) { return kv.second.user == user; });
+    ++mutations_;
     queue_.PurgeGroup(user.str());
     auto& d = deletions_[user];
     d.user = user;
@@ -302,6 +497,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     std::lock_guard lock(mu_);
     if (auto f = TakeFailure()) return *f;
     events_.push_back(ControlEvent{++last_seq_, kind, value});
+    ++mutations_;
     return {};
   }
   Result<std::vector<ControlEvent>> ControlEventsAfter(int64_t after_seq) override {
@@ -385,6 +581,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     }
     Status st = change();
     if (!st.ok()) return st;
+    ++mutations_;
     if (idem != nullptr) {
       store::IdempotencyRecord rec = *idem;
       rec.created_at = OrNow(rec.created_at);
@@ -404,6 +601,19 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
   std::map<JobId, store::Job> jobs_;
   std::map<std::pair<UserId, std::string>, store::IdempotencyRecord> idem_;
   std::map<UserId, store::UserDeletion> deletions_;
+  struct LedgerKey {
+    ConnectionId destination;
+    ConnectionId source;
+    std::string source_record_id;
+    std::string fingerprint;
+    auto operator<=>(const LedgerKey&) const = default;
+  };
+  static LedgerKey KeyOf(const store::LedgerEntry& e) {
+    return LedgerKey{e.destination, e.source, e.source_record_id, e.fingerprint};
+  }
+  std::map<store::SyncCursorKey, store::SyncCursor> cursors_;
+  std::map<LedgerKey, store::LedgerEntry> ledger_;
+  int64_t mutations_ = 0;
   std::vector<ControlEvent> events_;
   int64_t last_seq_ = 0;
   InMemoryQueue queue_;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "api/http_types.hpp"
@@ -21,6 +22,23 @@
 #include "providers/records.hpp"
 
 namespace syncwell::sim {
+
+// Sentinels (README "Sentinels"): every synthetic record carries recognisable values so a test can
+// scan SyncWell's store, logs and metrics for leaked health data.
+//  * workout names end in " SWSENT" (kSentinelTag);
+//  * workout distance_m and energy_kcal have the fraction .4242 (SentinelValue);
+//  * weight kg has the digits 42 in the 4th/5th decimal (e.g. 72.35042), fat_ratio 42 in the
+//    6th/7th (e.g. 0.2310042);
+//  * step counts end in the digits 42 (weak: only for spotting, 42 is common elsewhere).
+// Sleep stage minutes and heart rates are small integers and carry no sentinel.
+inline constexpr std::string_view kSentinelTag = "SWSENT";
+inline constexpr std::string_view kSentinelDigits = "4242";
+// floor(whole) + 0.4242 (whole >= 0).
+double SentinelValue(double whole);
+// True when v's fraction is .4242 (to 1e-6).
+bool HasSentinelFraction(double v);
+// True when the record's payload carries the sentinel of its type (see above).
+bool HasSentinel(const providers::Record& r);
 
 // Per-provider behaviour, configurable from the command line / a TOML file / POST /_sim/config.
 struct ProviderProfile {
@@ -60,6 +78,13 @@ struct Admission {
   std::chrono::seconds retry_after{0};
   std::string limit_scope;  // "app" / "user" when rate limited
   int64_t limit = 0, used = 0;
+  // The three fields above (and retry_after = seconds until that window resets) are also filled
+  // for the other kinds with the scope that has the least quota left ("" when unlimited), so
+  // modules can send usage headers (X-RateLimit-Usage, Fitbit-Rate-Limit-Remaining) on every
+  // response.
+  // kOk write admitted under fail_next_writes with fail_after_apply: the server runs the handler
+  // (the write is stored) and then answers 503 instead of the handler's response.
+  bool fail_after_apply = false;
 };
 
 struct WrittenRecord {
@@ -123,6 +148,11 @@ class World {
     int64_t duplicates = 0;
   };
   WriteTotals Totals() const;
+  // Appends a fresh native record of `type` that ends now (modified now), as if the user had
+  // just recorded it on the device (POST /_sim/users/{user}/{provider}/new-data). Sentinels as
+  // for synthetic records. kInvalidArgument when this provider holds no data of `type`.
+  Result<providers::Record> AppendNative(const std::string& provider, const std::string& sim_user,
+                                         providers::DataType type);
 
   // --- Admission (latency, faults, limits) ------------------------------------------------
   // Called by the SimServer for each provider request. `is_write` selects fail_next_writes.
@@ -139,7 +169,8 @@ class World {
 struct SimRequest {
   const api::HttpRequest& http;
   std::map<std::string, std::string> params;
-  std::string sim_user;  // set for routes registered with kBearer auth, else empty
+  std::string sim_user;                  // set for routes registered with kBearer auth, else empty
+  const Admission* admission = nullptr;  // kBearer routes: the admission (usage for headers)
 };
 using SimHandler = std::function<api::HttpResponse(const SimRequest&, World&)>;
 

@@ -159,6 +159,46 @@ INSERT INTO queue_delivery_counters(name, value) VALUES
   ('delivered_total', 0), ('redelivered_total', 0), ('dead_lettered_total', 0),
   ('deferred_total', 0), ('redriven_total', 0);
 )sql",
+      // 3: sync engine state (SPEC S4): token expiry/version on connections (refresh CAS), a
+      // result summary on jobs, sync cursors and the sync ledger. Ids, times and fingerprints
+      // only -- never health values.
+      R"sql(
+ALTER TABLE connections ADD COLUMN token_expires_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE connections ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN summary TEXT NOT NULL DEFAULT '';
+-- Webhooks map a provider's user id to our connections (SPEC S7).
+CREATE INDEX connections_by_provider_user ON connections(provider, provider_user_id);
+
+CREATE TABLE sync_cursors(
+  user_id TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  destination_id TEXT NOT NULL,
+  data_type TEXT NOT NULL,
+  last_sync_ms INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(user_id, source_id, destination_id, data_type)
+) WITHOUT ROWID;
+
+CREATE TABLE sync_ledger(
+  destination_id TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  source_record_id TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  dest_record_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  source_modified_ms INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(destination_id, source_id, source_record_id, fingerprint)
+) WITHOUT ROWID;
+-- Loop suppression: "did we write record X at connection C?"
+CREATE INDEX sync_ledger_by_dest_record ON sync_ledger(destination_id, dest_record_id);
+-- Purges (DeleteConnection by source, PurgeUser).
+CREATE INDEX sync_ledger_by_source ON sync_ledger(source_id);
+CREATE INDEX sync_ledger_by_user ON sync_ledger(user_id);
+)sql",
   };
   return kMigrations;
 }

@@ -3,18 +3,19 @@
 #include <utility>
 
 #include "store/sqlite/sqlite_job_queue.hpp"
+#include "store/sqlite/sqlite_query.hpp"
 
 namespace syncwell::store {
+
+using sqlite_query::Ms;
+using sqlite_query::NotFound;
+using sqlite_query::OrNow;
+using sqlite_query::QueryAll;
+using sqlite_query::QueryOne;
+
 namespace {
 
 constexpr int64_t kPurgeBatch = 1000;
-
-int64_t Ms(TimePoint t) { return ToUnixMillis(t); }
-TimePoint OrNow(TimePoint t, TimePoint now) { return t == TimePoint{} ? now : t; }
-
-Error NotFound(std::string_view what, const std::string& id) {
-  return MakeError(Errc::kNotFound, std::string(what) + " " + id + " not found");
-}
 
 // Column order: id, tier, settings_json, created_at, updated_at
 constexpr const char* kUserCols = "id, tier, settings_json, created_at, updated_at";
@@ -30,7 +31,7 @@ User ReadUser(const Stmt& s) {
 
 constexpr const char* kConnCols =
     "id, user_id, provider, status, provider_user_id, access_token_sealed, refresh_token_sealed, "
-    "created_at, updated_at";
+    "created_at, updated_at, token_expires_at, token_version";
 Connection ReadConnection(const Stmt& s) {
   Connection c;
   c.id = ConnectionId(s.Text(0));
@@ -42,6 +43,8 @@ Connection ReadConnection(const Stmt& s) {
   c.refresh_token_sealed = s.Blob(6);
   c.created_at = FromUnixMillis(s.Int(7));
   c.updated_at = FromUnixMillis(s.Int(8));
+  c.token_expires_at = FromUnixMillis(s.Int(9));
+  c.token_version = s.Int(10);
   return c;
 }
 
@@ -65,7 +68,7 @@ SyncConfig ReadSyncConfig(const Stmt& s) {
 
 constexpr const char* kJobCols =
     "id, user_id, source_id, destination_id, data_type, mode, priority, start_date, end_date, "
-    "status, error, created_at, updated_at";
+    "status, error, created_at, updated_at, summary";
 Job ReadJob(const Stmt& s) {
   Job j;
   j.id = JobId(s.Text(0));
@@ -81,31 +84,8 @@ Job ReadJob(const Stmt& s) {
   j.error = s.Text(10);
   j.created_at = FromUnixMillis(s.Int(11));
   j.updated_at = FromUnixMillis(s.Int(12));
+  j.summary = s.Text(13);
   return j;
-}
-
-// Reads at most one row with `read`; kNotFound when there is none.
-template <class T, class Bind, class ReadRow>
-Result<T> QueryOne(sqlite3* db, const std::string& sql, Bind bind, ReadRow read, Error not_found) {
-  Stmt s(db, sql);
-  bind(s);
-  auto row = s.Step();
-  if (!row.ok()) return row.error();
-  if (!*row) return not_found;
-  return read(s);
-}
-
-template <class T, class Bind, class ReadRow>
-Result<std::vector<T>> QueryAll(sqlite3* db, const std::string& sql, Bind bind, ReadRow read) {
-  Stmt s(db, sql);
-  bind(s);
-  std::vector<T> out;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.error();
-    if (!*row) return out;
-    out.push_back(read(s));
-  }
 }
 
 }  // namespace
@@ -214,13 +194,15 @@ Status SqliteStore::UpdateUserSettings(const UserId& user, const std::string& se
 
 // ---- connections ----
 
-Status SqliteStore::CreateConnection(const Connection& c) {
+Status SqliteStore::CreateConnection(const Connection& c) { return CreateConnection(c, nullptr); }
+
+Status SqliteStore::CreateConnection(const Connection& c, const IdempotencyRecord* idem) {
   const TimePoint now = clock_.Now();
-  return db_.Write([&](sqlite3* db) -> Status {
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
     Stmt s(db,
            "INSERT INTO connections(id, user_id, provider, status, provider_user_id, "
-           "access_token_sealed, refresh_token_sealed, created_at, updated_at) "
-           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)");
+           "access_token_sealed, refresh_token_sealed, created_at, updated_at, token_expires_at, "
+           "token_version) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.Bind(1, c.id.str())
         .Bind(2, c.user.str())
         .Bind(3, c.provider)
@@ -229,8 +211,31 @@ Status SqliteStore::CreateConnection(const Connection& c) {
         .BindBlob(6, c.access_token_sealed)
         .BindBlob(7, c.refresh_token_sealed)
         .Bind(8, Ms(OrNow(c.created_at, now)))
-        .Bind(9, Ms(OrNow(c.updated_at, now)));
+        .Bind(9, Ms(OrNow(c.updated_at, now)))
+        .Bind(10, Ms(c.token_expires_at))
+        .Bind(11, c.token_version);
     return s.Exec();
+  });
+}
+
+Status SqliteStore::ReplaceConnectionGrant(const Connection& c, const IdempotencyRecord* idem) {
+  const int64_t now = Ms(clock_.Now());
+  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
+    Stmt s(db,
+           "UPDATE connections SET access_token_sealed = ?, refresh_token_sealed = ?, "
+           "token_expires_at = ?, provider_user_id = ?, status = ?, "
+           "token_version = token_version + 1, updated_at = ? WHERE id = ? AND user_id = ?");
+    s.BindBlob(1, c.access_token_sealed)
+        .BindBlob(2, c.refresh_token_sealed)
+        .Bind(3, Ms(c.token_expires_at))
+        .Bind(4, c.provider_user_id)
+        .Bind(5, ConnectionStatusName(c.status))
+        .Bind(6, now)
+        .Bind(7, c.id.str())
+        .Bind(8, c.user.str());
+    if (Status st = s.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 0) return NotFound("connection", c.id.str());
+    return {};
   });
 }
 
@@ -253,6 +258,17 @@ Result<std::vector<Connection>> SqliteStore::ListConnections(const UserId& user)
   });
 }
 
+Result<std::vector<Connection>> SqliteStore::FindConnectionsByProviderUser(
+    const std::string& provider, const std::string& provider_user_id) {
+  return db_.Read([&](sqlite3* db) {
+    return QueryAll<Connection>(
+        db,
+        std::string("SELECT ") + kConnCols +
+            " FROM connections WHERE provider = ? AND provider_user_id = ? ORDER BY created_at, id",
+        [&](Stmt& s) { s.Bind(1, provider).Bind(2, provider_user_id); }, ReadConnection);
+  });
+}
+
 Status SqliteStore::DeleteConnection(const UserId& user, const ConnectionId& id,
                                      const IdempotencyRecord* idem) {
   return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
@@ -260,10 +276,61 @@ Status SqliteStore::DeleteConnection(const UserId& user, const ConnectionId& id,
     del.Bind(1, id.str()).Bind(2, user.str());
     if (Status st = del.Exec(); !st.ok()) return st;
     if (sqlite3_changes(db) == 0) return NotFound("connection", id.str());
-    Stmt cfg(
-        db, "DELETE FROM sync_configs WHERE user_id = ? AND (source_id = ? OR destination_id = ?)");
-    cfg.Bind(1, user.str()).Bind(2, id.str()).Bind(3, id.str());
-    return cfg.Exec();
+    // Configs, cursors and ledger rows where the connection is either side (SPEC S13).
+    static constexpr const char* kDeletes[] = {
+        "DELETE FROM sync_configs WHERE user_id = ?1 AND (source_id = ?2 OR destination_id = ?2)",
+        "DELETE FROM sync_cursors WHERE user_id = ?1 AND (source_id = ?2 OR destination_id = ?2)",
+        "DELETE FROM sync_ledger WHERE user_id = ?1 AND destination_id = ?2",
+        "DELETE FROM sync_ledger WHERE user_id = ?1 AND source_id = ?2",
+    };
+    for (const char* sql : kDeletes) {
+      Stmt d(db, sql);
+      d.Bind(1, user.str()).Bind(2, id.str());
+      if (Status st = d.Exec(); !st.ok()) return st;
+    }
+    return {};
+  });
+}
+
+Status SqliteStore::UpdateConnectionTokens(const UserId& user, const ConnectionId& id,
+                                           const std::string& access_sealed,
+                                           const std::string& refresh_sealed, TimePoint expires_at,
+                                           int64_t expected_token_version) {
+  const int64_t now = Ms(clock_.Now());
+  return db_.Write([&](sqlite3* db) -> Status {
+    Stmt s(db,
+           "UPDATE connections SET access_token_sealed = ?, refresh_token_sealed = ?, "
+           "token_expires_at = ?, token_version = ?, updated_at = ? "
+           "WHERE id = ? AND user_id = ? AND token_version = ?");
+    s.BindBlob(1, access_sealed)
+        .BindBlob(2, refresh_sealed)
+        .Bind(3, Ms(expires_at))
+        .Bind(4, expected_token_version + 1)
+        .Bind(5, now)
+        .Bind(6, id.str())
+        .Bind(7, user.str())
+        .Bind(8, expected_token_version);
+    if (Status st = s.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) != 0) return {};
+    Stmt q(db, "SELECT token_version FROM connections WHERE id = ? AND user_id = ?");
+    q.Bind(1, id.str()).Bind(2, user.str());
+    auto row = q.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return NotFound("connection", id.str());
+    return MakeError(Errc::kConflict, "connection " + id.str() + " tokens are at version " +
+                                          std::to_string(q.Int(0)));
+  });
+}
+
+Status SqliteStore::SetConnectionStatus(const UserId& user, const ConnectionId& id,
+                                        ConnectionStatus status) {
+  const int64_t now = Ms(clock_.Now());
+  return db_.Write([&](sqlite3* db) -> Status {
+    Stmt s(db, "UPDATE connections SET status = ?, updated_at = ? WHERE id = ? AND user_id = ?");
+    s.Bind(1, ConnectionStatusName(status)).Bind(2, now).Bind(3, id.str()).Bind(4, user.str());
+    if (Status st = s.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 0) return NotFound("connection", id.str());
+    return {};
   });
 }
 
@@ -374,8 +441,8 @@ Status SqliteStore::CreateJob(const Job& job, const queue::OutgoingMessage& msg,
   return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
     Stmt s(db,
            "INSERT INTO jobs(id, user_id, source_id, destination_id, data_type, mode, priority, "
-           "start_date, end_date, status, error, created_at, updated_at) "
-           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+           "start_date, end_date, status, error, created_at, updated_at, summary) "
+           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.Bind(1, job.id.str())
         .Bind(2, job.user.str())
         .Bind(3, job.source.str())
@@ -388,7 +455,8 @@ Status SqliteStore::CreateJob(const Job& job, const queue::OutgoingMessage& msg,
         .Bind(10, JobStatusName(job.status))
         .Bind(11, job.error)
         .Bind(12, Ms(OrNow(job.created_at, now)))
-        .Bind(13, Ms(OrNow(job.updated_at, now)));
+        .Bind(13, Ms(OrNow(job.updated_at, now)))
+        .Bind(14, job.summary);
     if (Status st = s.Exec(); !st.ok()) return st;
     auto sent = SqliteQueueSendInTx(db, msg, now, window);
     if (!sent.ok()) return sent.error();
@@ -514,6 +582,8 @@ Status SqliteStore::PurgeUser(const UserId& user) {
         "(SELECT id FROM queue_messages WHERE group_id = ?1)",
         "DELETE FROM queue_messages WHERE group_id = ?1",
         "DELETE FROM sync_configs WHERE user_id = ?1",
+        "DELETE FROM sync_cursors WHERE user_id = ?1",
+        "DELETE FROM sync_ledger WHERE user_id = ?1",
         "DELETE FROM connections WHERE user_id = ?1",
         "DELETE FROM jobs WHERE user_id = ?1",
         "DELETE FROM idempotency WHERE user_id = ?1",

@@ -40,10 +40,19 @@ class SqliteStore final : public Store {
                             const IdempotencyRecord* idem) override;
 
   Status CreateConnection(const Connection& c) override;
+  Status CreateConnection(const Connection& c, const IdempotencyRecord* idem) override;
+  Status ReplaceConnectionGrant(const Connection& c, const IdempotencyRecord* idem) override;
   Result<Connection> GetConnection(const UserId& user, const ConnectionId& id) override;
   Result<std::vector<Connection>> ListConnections(const UserId& user) override;
+  Result<std::vector<Connection>> FindConnectionsByProviderUser(
+      const std::string& provider, const std::string& provider_user_id) override;
   Status DeleteConnection(const UserId& user, const ConnectionId& id,
                           const IdempotencyRecord* idem) override;
+  Status UpdateConnectionTokens(const UserId& user, const ConnectionId& id,
+                                const std::string& access_sealed, const std::string& refresh_sealed,
+                                TimePoint expires_at, int64_t expected_token_version) override;
+  Status SetConnectionStatus(const UserId& user, const ConnectionId& id,
+                             ConnectionStatus status) override;
 
   Status CreateSyncConfig(const SyncConfig& c, const IdempotencyRecord* idem) override;
   Result<SyncConfig> GetSyncConfig(const UserId& user, const SyncConfigId& id) override;
@@ -58,6 +67,16 @@ class SqliteStore final : public Store {
                    const IdempotencyRecord* idem) override;
   Result<Job> GetJob(const UserId& user, const JobId& id) override;
   Status UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) override;
+
+  Result<SyncCursor> GetCursor(const SyncCursorKey& key) override;
+  Result<std::vector<LedgerEntry>> GetLedgerEntries(
+      const UserId& user, const ConnectionId& destination, const ConnectionId& source,
+      const std::vector<std::string>& source_record_ids) override;
+  Result<std::vector<std::string>> OwnWrittenRecords(
+      const UserId& user, const ConnectionId& at,
+      const std::vector<std::string>& record_ids) override;
+  Status RecordPendingWrites(const std::vector<LedgerEntry>& entries) override;
+  Status CommitSync(const SyncCommit& c) override;
 
   Result<std::optional<IdempotencyRecord>> GetIdempotency(const UserId& user,
                                                           const std::string& key) override;

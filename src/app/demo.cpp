@@ -1,0 +1,591 @@
+// `syncwell demo`: one command that shows SyncWell doing its job and proves the invariants.
+//
+// 1. starts `syncwell provider-sim` and `syncwell serve` (embedded) as child processes on
+//    loopback (logs in <data-dir>/sim.log and server.log);
+// 2. seeds N users through the public API: four OAuth connections each (codes from the
+//    simulator's consent endpoint), four sync configs with varied conflict strategies:
+//      strava -> fitbit workout, fitbit -> strava workout (both directions: loop suppression),
+//      garmin -> fitbit sleep_session, withings -> fitbit weight;
+// 3. triggers a manual job per config, then new data + provider webhooks for a third of users;
+// 4. shows live progress from /metrics until every job has finished;
+// 5. checks the simulator's final state against what the conflict rules say must have been
+//    written (the same sync::Resolve the engine uses, on the simulator's own records): records
+//    written = records expected, duplicates = 0, lost jobs = 0. Exit code 0 only if all hold.
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/json.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "app/child_process.hpp"
+#include "app/commands.hpp"
+#include "app/provider_gateway.hpp"
+#include "auth/dev_issuer.hpp"
+#include "core/random.hpp"
+#include "net/http_client.hpp"
+#include "providers/records.hpp"
+#include "sync/conflict.hpp"
+
+namespace syncwell::app {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kMarker = ".syncwell-demo";
+
+struct DemoConfig {
+  const char* source;
+  const char* destination;
+  const char* type;
+};
+constexpr DemoConfig kConfigs[] = {
+    {"strava", "fitbit", "workout"},
+    {"fitbit", "strava", "workout"},
+    {"garmin", "fitbit", "sleep_session"},
+    {"withings", "fitbit", "weight"},
+};
+constexpr const char* kStrategies[] = {"source_wins", "dest_wins", "newest_wins"};
+
+class Http {
+ public:
+  explicit Http(std::string base) : base_(std::move(base)), client_(net::MakeHttpClient()) {}
+
+  Result<net::HttpResult> Call(const std::string& method, const std::string& path,
+                               const std::string& body = "", const std::string& token = "",
+                               bool idempotent = false) {
+    net::HttpCall c;
+    c.method = method;
+    c.url = base_ + path;
+    c.body = body;
+    c.timeout = std::chrono::seconds(30);
+    if (!body.empty()) c.headers.emplace_back("Content-Type", "application/json");
+    if (!token.empty()) c.headers.emplace_back("Authorization", "Bearer " + token);
+    if (idempotent) c.headers.emplace_back("Idempotency-Key", "demo-" + NewUuidV4());
+    return client_->Send(c);
+  }
+  // JSON call that must answer 2xx.
+  Result<json::value> Json(const std::string& method, const std::string& path,
+                           const json::object& body = {}, const std::string& token = "") {
+    const bool has_body = method != "GET";
+    auto r = Call(method, path, has_body ? json::serialize(body) : "", token, has_body);
+    if (!r) return r.error();
+    if (r->status < 200 || r->status > 299) {
+      return MakeError(Errc::kPermanent, method + " " + path + " -> " + std::to_string(r->status) +
+                                             ": " + r->body.substr(0, 300));
+    }
+    boost::system::error_code ec;
+    auto v = json::parse(r->body, ec);
+    if (ec) return MakeError(Errc::kPermanent, method + " " + path + ": not JSON");
+    return v;
+  }
+  const std::string& base() const { return base_; }
+
+ private:
+  std::string base_;
+  std::unique_ptr<net::HttpClient> client_;
+};
+
+// Prometheus text -> sum of every sample of `name` whose labels contain `label_filter`.
+double MetricSum(const std::string& text, const std::string& name,
+                 const std::string& label_filter = "") {
+  double sum = 0;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.compare(0, name.size(), name) != 0) continue;
+    const char next = line.size() > name.size() ? line[name.size()] : ' ';
+    if (next != ' ' && next != '{') continue;
+    if (!label_filter.empty() && line.find(label_filter) == std::string::npos) continue;
+    const auto sp = line.rfind(' ');
+    try {
+      sum += std::stod(line.substr(sp + 1));
+    } catch (const std::exception&) {
+    }
+  }
+  return sum;
+}
+
+bool WaitReady(Http& http, const std::string& path, ChildProcess& child,
+               std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!child.Running()) return false;
+    auto r = http.Call("GET", path);
+    if (r && r->status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+struct UserPlan {
+  std::string sim_user;
+  std::string user;
+  std::string token;
+  std::map<std::string, std::string> connections;  // provider -> connection id
+  std::vector<std::string> strategies;             // per kConfigs entry
+  std::vector<std::string> jobs;                   // manual job ids
+};
+
+// Runs fn(i) for i in [0, n) on `threads` threads; returns the first error.
+Status ParallelFor(int n, int threads, const std::function<Status(int)>& fn) {
+  std::atomic<int> next{0};
+  std::mutex mu;
+  std::optional<Error> first;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (int i = next++; i < n; i = next++) {
+        {
+          std::lock_guard lock(mu);
+          if (first) return;
+        }
+        if (auto st = fn(i); !st) {
+          std::lock_guard lock(mu);
+          if (!first) first = st.error();
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  if (first) return *first;
+  return {};
+}
+
+providers::RecordMeta MetaFromSim(const json::object& o) {
+  providers::RecordMeta m;
+  m.id = json::value_to<std::string>(o.at("id"));
+  providers::ParseDataType(json::value_to<std::string>(o.at("type")), &m.type);
+  m.start_ms = o.at("start_ms").to_number<int64_t>();
+  m.end_ms = o.at("end_ms").to_number<int64_t>();
+  m.utc_offset_min = static_cast<int32_t>(o.at("utc_offset_min").to_number<int64_t>());
+  m.modified_ms = o.at("modified_ms").to_number<int64_t>();
+  m.activity = json::value_to<std::string>(o.at("activity"));
+  m.origin = json::value_to<std::string>(o.at("origin"));
+  return m;
+}
+
+struct Verification {
+  int64_t expected = 0;
+  int64_t written = 0;
+  int64_t missing = 0;
+  int64_t unexpected = 0;
+  int64_t duplicates = 0;
+  std::vector<std::string> details;  // the first mismatches, for the summary
+};
+
+// Sees a simulated user's data the way the engine does: through the connectors, with a grant
+// of its own (a second OAuth consent at the simulator).
+class ProviderView {
+ public:
+  ProviderView(const std::string& sim_url, int days) : days_(days), http_(net::MakeHttpClient()) {
+    config::Settings s;
+    s.providers.sim_url = sim_url;
+    registry_ = BuildProviderRegistry(s, *http_, clock_);
+  }
+
+  Result<std::vector<providers::RecordMeta>> Metadata(Http& sim, const std::string& sim_user,
+                                                      const std::string& provider,
+                                                      providers::DataType type) {
+    providers::Provider* p = registry_.Find(provider);
+    if (!p) return MakeError(Errc::kInternal, "no connector for " + provider);
+    auto code = sim.Json("GET", "/_sim/authorize?provider=" + provider + "&user=" + sim_user);
+    if (!code) return code.error();
+    auto grant = p->Authenticate(json::value_to<std::string>(code->at("code")), "", "");
+    if (!grant) return grant.error();
+    providers::CallContext ctx;
+    ctx.access_token = grant->access_token;
+    ctx.provider_user_id = grant->provider_user_id;
+    ctx.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    const int64_t now = ToUnixMillis(clock_.Now());
+    return p->FetchMetadata(ctx, type, {now - (days_ + 2) * 86'400'000LL, now + 3'600'000LL});
+  }
+
+ private:
+  int days_;
+  SystemClock clock_;
+  std::unique_ptr<net::HttpClient> http_;
+  providers::ProviderRegistry registry_;
+};
+
+// What the conflict rules say config c of this user must have written, against what the
+// destination received from us. Expectations come from the providers' data as the connectors
+// show it; writes from the simulator's record of them (with how often each was written).
+// Records are matched by their time range (a provider's wire format may round values).
+Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u) {
+  Verification v;
+  for (size_t c = 0; c < std::size(kConfigs); ++c) {
+    const auto& cfg = kConfigs[c];
+    providers::DataType type;
+    providers::ParseDataType(cfg.type, &type);
+    auto src = view.Metadata(sim, u.sim_user, cfg.source, type);
+    if (!src) return src.error();
+    auto written =
+        sim.Json("GET", "/_sim/users/" + u.sim_user + "/" + cfg.destination + "/written");
+    if (!written) return written.error();
+    std::vector<providers::RecordMeta> source, dest;
+    for (auto& m : *src) {
+      if (!providers::IsOurOrigin(m.origin)) source.push_back(std::move(m));
+    }
+    sync::ConflictSettings cs;
+    sync::ParseStrategy(u.strategies[c], &cs.strategy);
+    if (cs.strategy != sync::Strategy::kSourceWins) {
+      // source_wins skips the destination read (SPEC S4 step 4): everything is written.
+      auto dst = view.Metadata(sim, u.sim_user, cfg.destination, type);
+      if (!dst) return dst.error();
+      for (auto& m : *dst) {
+        if (!providers::IsOurOrigin(m.origin)) dest.push_back(std::move(m));
+      }
+    }
+    std::map<std::string, const providers::RecordMeta*> by_id;
+    for (const auto& m : source) by_id[m.id] = &m;
+    std::multiset<std::pair<int64_t, int64_t>> expected;
+    for (const auto& d : sync::Resolve(source, dest, cs)) {
+      if (d.action != sync::Decision::Action::kWrite) continue;
+      const auto* m = by_id[d.source_id];
+      expected.insert({m->start_ms / 1000, m->end_ms / 1000});
+    }
+    std::multiset<std::pair<int64_t, int64_t>> got;
+    for (const auto& r : written->at("records").as_array()) {
+      const auto& o = r.as_object();
+      auto m = MetaFromSim(o);
+      if (providers::DataTypeName(m.type) != cfg.type || !providers::IsOurOrigin(m.origin))
+        continue;
+      got.insert({m.start_ms / 1000, m.end_ms / 1000});
+      v.duplicates += std::max<int64_t>(0, o.at("write_count").to_number<int64_t>() - 1);
+    }
+    v.expected += static_cast<int64_t>(expected.size());
+    v.written += static_cast<int64_t>(got.size());
+    for (const auto& k : got) {
+      if (got.count(k) > 1 && expected.count(k) < got.count(k)) ++v.duplicates;
+    }
+    std::vector<std::pair<int64_t, int64_t>> diff;
+    std::set_difference(expected.begin(), expected.end(), got.begin(), got.end(),
+                        std::back_inserter(diff));
+    v.missing += static_cast<int64_t>(diff.size());
+    for (const auto& [st, en] : diff) {
+      if (v.details.size() < 20)
+        v.details.push_back(u.sim_user + " " + cfg.source + "->" + cfg.destination + " " +
+                            cfg.type + " " + u.strategies[c] + ": missing " + std::to_string(st) +
+                            ".." + std::to_string(en));
+    }
+    diff.clear();
+    std::set_difference(got.begin(), got.end(), expected.begin(), expected.end(),
+                        std::back_inserter(diff));
+    v.unexpected += static_cast<int64_t>(diff.size());
+    for (const auto& [st, en] : diff) {
+      if (v.details.size() < 20)
+        v.details.push_back(u.sim_user + " " + cfg.source + "->" + cfg.destination + " " +
+                            cfg.type + " " + u.strategies[c] + ": unexpected " +
+                            std::to_string(st) + ".." + std::to_string(en));
+    }
+  }
+  return v;
+}
+
+void PrintProgress(Http& server, std::chrono::steady_clock::time_point started, int done,
+                   int total) {
+  auto m = server.Call("GET", "/metrics");
+  if (!m || m->status != 200) return;
+  const std::string& t = m->body;
+  const auto secs =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
+          .count();
+  std::printf(
+      "[%4llds] manual jobs %d/%d finished | deliveries: succeeded %.0f, retried %.0f, "
+      "dead-lettered %.0f, rate-limit deferrals %.0f | records written %.0f, skipped %.0f | "
+      "webhook jobs %.0f (coalesced %.0f)\n",
+      static_cast<long long>(secs), done, total,
+      MetricSum(t, "syncwell_worker_jobs_total", "outcome=\"succeeded\""),
+      MetricSum(t, "syncwell_worker_jobs_total", "outcome=\"retried\""),
+      MetricSum(t, "syncwell_worker_jobs_total", "outcome=\"dead_lettered\""),
+      MetricSum(t, "syncwell_worker_jobs_total", "outcome=\"deferred_rate_limited\"") +
+          MetricSum(t, "syncwell_worker_jobs_total", "outcome=\"deferred_provider_rate_limited\""),
+      MetricSum(t, "syncwell_sync_records_written_total"),
+      MetricSum(t, "syncwell_sync_records_skipped_total"),
+      MetricSum(t, "syncwell_webhook_jobs_total"),
+      MetricSum(t, "syncwell_webhook_coalesced_total"));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int RunDemo(const DemoOptions& o) {
+  // A fresh data directory every run (only one this command created is ever removed).
+  std::error_code ec;
+  if (fs::exists(o.data_dir, ec)) {
+    if (!fs::exists(fs::path(o.data_dir) / kMarker, ec)) {
+      std::cerr << "syncwell demo: " << o.data_dir
+                << " exists and was not made by the demo; choose another --data-dir\n";
+      return 2;
+    }
+    fs::remove_all(o.data_dir, ec);
+  }
+  fs::create_directories(o.data_dir, ec);
+  std::ofstream(fs::path(o.data_dir) / kMarker) << "created by syncwell demo\n";
+  const std::string data_dir = fs::absolute(o.data_dir).string();
+
+  auto sim_port = FreeLoopbackPort();
+  auto api_port = FreeLoopbackPort();
+  if (!sim_port || !api_port) {
+    std::cerr << "syncwell demo: no free loopback port\n";
+    return 1;
+  }
+  const std::string sim_url = "http://127.0.0.1:" + std::to_string(*sim_port);
+  const std::string api_url = "http://127.0.0.1:" + std::to_string(*api_port);
+  const std::string exe = SelfExecutable();
+
+  ChildProcess sim_proc, server_proc;
+  std::vector<std::string> sim_argv = {exe,
+                                       "provider-sim",
+                                       "--listen",
+                                       "127.0.0.1:" + std::to_string(*sim_port),
+                                       "--webhook-target",
+                                       api_url,
+                                       "--days",
+                                       std::to_string(o.days),
+                                       "--latency",
+                                       o.latency,
+                                       "--no-rate-limits"};
+  if (auto st = sim_proc.Start(sim_argv, data_dir + "/sim.log"); !st) {
+    std::cerr << "syncwell demo: " << st.error().message << "\n";
+    return 1;
+  }
+  std::vector<std::string> serve_argv = {
+      exe, "serve", "--data-dir", data_dir, "--listen", "127.0.0.1:" + std::to_string(*api_port),
+      "--providers-sim-url", sim_url, "--set", "server.access_log=false", "--set",
+      "api.user_rate_per_second=0", "--set", "worker.max_workers=" + std::to_string(o.workers),
+      "--set", "worker.min_workers=" + std::to_string(std::min(o.workers, 8)), "--set",
+      "worker.retry_base=200ms", "--set", "worker.retry_cap=5s",
+      // Quotas sized for a demo burst (the defaults are the providers' real SPEC S6 limits,
+      // under which a few hundred users' first syncs take a quarter of an hour).
+      "--set",
+      "ratelimit.limits=strava:app:15m:1000000,garmin:app:1m:1000000,"
+      "withings:app:1m:1000000,fitbit:user:1h:1000"};
+  if (auto st = server_proc.Start(serve_argv, data_dir + "/server.log"); !st) {
+    std::cerr << "syncwell demo: " << st.error().message << "\n";
+    return 1;
+  }
+  Http sim(sim_url), server(api_url);
+  if (!WaitReady(sim, "/healthz", sim_proc, std::chrono::seconds(30)) ||
+      !WaitReady(server, "/readyz", server_proc, std::chrono::seconds(60))) {
+    std::cerr << "syncwell demo: the simulator or the server did not start; see " << data_dir
+              << "/sim.log and server.log\n";
+    return 1;
+  }
+  std::printf("provider simulator: %s   SyncWell API: %s   data: %s\n", sim_url.c_str(),
+              api_url.c_str(), data_dir.c_str());
+
+  auto issuer = auth::DevIssuer::LoadOrCreate(data_dir);
+  if (!issuer) {
+    std::cerr << "syncwell demo: dev issuer: " << issuer.error().message << "\n";
+    return 1;
+  }
+  SystemClock clock;
+  std::vector<UserPlan> users(static_cast<size_t>(o.users));
+  for (int i = 0; i < o.users; ++i) {
+    auto& u = users[static_cast<size_t>(i)];
+    u.sim_user = "u" + std::to_string(i);
+    u.user = "demo-user-" + std::to_string(i);
+    u.token =
+        issuer->Mint(u.user, i % 4 == 0 ? "PRO" : "FREE", std::chrono::hours(24), clock.Now());
+    for (size_t c = 0; c < std::size(kConfigs); ++c)
+      u.strategies.push_back(kStrategies[(static_cast<size_t>(i) + c) % 3]);
+  }
+
+  const auto started = std::chrono::steady_clock::now();
+  std::printf(
+      "seeding %d users: 4 connections (OAuth through the simulator), 4 sync configs and "
+      "a manual sync job per config...\n",
+      o.users);
+  std::fflush(stdout);
+  auto seeded = ParallelFor(o.users, 8, [&](int i) -> Status {
+    Http s(sim_url), api(api_url);
+    auto& u = users[static_cast<size_t>(i)];
+    for (const char* p : {"strava", "fitbit", "garmin", "withings"}) {
+      auto code =
+          s.Json("GET", "/_sim/authorize?provider=" + std::string(p) + "&user=" + u.sim_user);
+      if (!code) return code.error();
+      auto conn = api.Json("POST", "/v1/connections",
+                           json::object{{"provider", p}, {"code", code->at("code")}}, u.token);
+      if (!conn) return conn.error();
+      u.connections[p] = json::value_to<std::string>(conn->at("connectionId"));
+    }
+    for (size_t c = 0; c < std::size(kConfigs); ++c) {
+      const auto& cfg = kConfigs[c];
+      auto created =
+          api.Json("POST", "/v1/sync-configs",
+                   json::object{{"sourceConnectionId", u.connections[cfg.source]},
+                                {"destinationConnectionId", u.connections[cfg.destination]},
+                                {"dataType", cfg.type},
+                                {"conflictStrategy", u.strategies[c]}},
+                   u.token);
+      if (!created) return created.error();
+    }
+    for (size_t c = 0; c < std::size(kConfigs); ++c) {
+      const auto& cfg = kConfigs[c];
+      auto job = api.Json("POST", "/v1/sync-jobs",
+                          json::object{{"sourceConnectionId", u.connections[cfg.source]},
+                                       {"destinationConnectionId", u.connections[cfg.destination]},
+                                       {"dataType", cfg.type},
+                                       {"mode", "manual"},
+                                       {"priority", "high"}},
+                          u.token);
+      if (!job) return job.error();
+      u.jobs.push_back(json::value_to<std::string>(job->at("jobId")));
+    }
+    return {};
+  });
+  if (!seeded) {
+    std::cerr << "syncwell demo: seeding failed: " << seeded.error().message << "\n";
+    return 1;
+  }
+
+  // New data at the providers, announced by their webhooks (a third of the users).
+  std::atomic<int> webhooks_sent{0};
+  auto announced = ParallelFor(o.users, 4, [&](int i) -> Status {
+    if (i % 3 != 0) return {};
+    Http s(sim_url);
+    const auto& u = users[static_cast<size_t>(i)];
+    for (const auto& [p, type] :
+         {std::pair{"strava", "workout"}, std::pair{"withings", "weight"}}) {
+      auto r = s.Json("POST", "/_sim/users/" + u.sim_user + "/" + p + "/new-data?type=" + type);
+      if (!r) return r.error();
+      ++webhooks_sent;
+    }
+    return {};
+  });
+  if (!announced) {
+    std::cerr << "syncwell demo: webhooks failed: " << announced.error().message << "\n";
+    return 1;
+  }
+  std::printf("sent %d provider webhooks for new data\n", webhooks_sent.load());
+
+  // Progress until every manual job finished and the queue is empty.
+  std::set<std::pair<size_t, size_t>> open;  // (user, job)
+  for (size_t i = 0; i < users.size(); ++i)
+    for (size_t j = 0; j < users[i].jobs.size(); ++j) open.insert({i, j});
+  const int total = static_cast<int>(open.size());
+  int failed = 0;
+  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (auto it = open.begin(); it != open.end();) {
+      const auto& u = users[it->first];
+      auto r = server.Json("GET", "/v1/sync-jobs/" + u.jobs[it->second], {}, u.token);
+      if (r) {
+        const auto status = json::value_to<std::string>(r->at("status"));
+        if (status == "SUCCEEDED" || status == "FAILED") {
+          if (status == "FAILED") ++failed;
+          it = open.erase(it);
+          continue;
+        }
+      }
+      ++it;
+    }
+    PrintProgress(server, started, total - static_cast<int>(open.size()), total);
+    if (open.empty()) {
+      auto m = server.Call("GET", "/metrics");
+      if (m && m->status == 200 &&
+          MetricSum(m->body, "syncwell_queue_visible_messages") +
+                  MetricSum(m->body, "syncwell_queue_delayed_messages") +
+                  MetricSum(m->body, "syncwell_queue_in_flight_messages") ==
+              0)
+        break;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  // The invariants, from the simulator's point of view.
+  Verification total_v;
+  std::mutex vmu;
+  auto verified = ParallelFor(o.users, 8, [&](int i) -> Status {
+    Http s(sim_url);
+    ProviderView view(sim_url, o.days);
+    auto v = VerifyUser(s, view, users[static_cast<size_t>(i)]);
+    if (!v) return v.error();
+    std::lock_guard lock(vmu);
+    total_v.expected += v->expected;
+    total_v.written += v->written;
+    total_v.missing += v->missing;
+    total_v.unexpected += v->unexpected;
+    total_v.duplicates += v->duplicates;
+    for (auto& d : v->details)
+      if (total_v.details.size() < 20) total_v.details.push_back(std::move(d));
+    return {};
+  });
+  auto stats = sim.Json("GET", "/_sim/stats");
+  const int64_t sim_duplicates =
+      stats ? stats->at("totals").at("duplicates").to_number<int64_t>() : -1;
+  const int lost = static_cast<int>(open.size());
+  const bool ok = verified && total_v.written == total_v.expected && total_v.missing == 0 &&
+                  total_v.unexpected == 0 && total_v.duplicates == 0 && sim_duplicates == 0 &&
+                  lost == 0 && failed == 0;
+  std::printf("\n=== SyncWell demo summary (%d users, %.1f s) ===\n", o.users, elapsed);
+  std::printf("manual jobs:        %d accepted, %d succeeded, %d failed, %d lost (not finished)\n",
+              total, total - failed - lost, failed, lost);
+  if (verified) {
+    std::printf("records expected:   %lld (conflict rules applied to the simulator's data)\n",
+                static_cast<long long>(total_v.expected));
+    std::printf("records written:    %lld (missing %lld, unexpected %lld)\n",
+                static_cast<long long>(total_v.written), static_cast<long long>(total_v.missing),
+                static_cast<long long>(total_v.unexpected));
+    std::printf("duplicates:         %lld (simulator-wide: %lld)\n",
+                static_cast<long long>(total_v.duplicates), static_cast<long long>(sim_duplicates));
+  } else {
+    std::printf("verification failed: %s\n", verified.error().message.c_str());
+  }
+  for (const auto& d : total_v.details) std::printf("  mismatch: %s\n", d.c_str());
+  std::printf("invariants:         %s\n", ok ? "HOLD" : "VIOLATED");
+  const auto& u0 = users.front();
+  std::printf(
+      "\ntry the API (token of %s, valid 24 h):\n  curl -H 'Authorization: Bearer %s' "
+      "%s/v1/connections\n  %s/metrics   %s/v1/openapi.json   simulator: %s/_sim/stats\n",
+      u0.user.c_str(), u0.token.c_str(), api_url.c_str(), api_url.c_str(), api_url.c_str(),
+      sim_url.c_str());
+  std::fflush(stdout);
+  if (o.follow) {
+    std::printf("--follow: servers keep running; Ctrl-C to stop.\n");
+    std::fflush(stdout);
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::atomic<bool> stop{false};
+    std::thread waiter([&] {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      stop = true;
+    });
+    while (!stop) {
+      PrintProgress(server, started, total - lost, total);
+      for (int i = 0; i < 50 && !stop; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    waiter.join();
+  }
+  const int server_rc = server_proc.Stop(std::chrono::seconds(30));
+  sim_proc.Stop(std::chrono::seconds(10));
+  if (server_rc != 0) {
+    std::printf("server exited with %d; see %s/server.log\n", server_rc, data_dir.c_str());
+    return 1;
+  }
+  return ok ? 0 : 1;
+}
+
+}  // namespace syncwell::app

@@ -1,0 +1,387 @@
+// HttpClient against a real api::HttpServer on loopback (port 0): keep-alive reuse (counted by the
+// server's connection counter), deadlines, connection errors, limits and concurrency. Handlers
+// that "hang" wait on a condition variable that the fixture releases, so teardown never waits.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "api/http_server.hpp"
+#include "core/asio.hpp"
+#include "net/http_client.hpp"
+#include "obs/metrics.hpp"
+
+namespace syncwell::net {
+namespace {
+
+using std::chrono::milliseconds;
+
+class NetHttpClientTest : public ::testing::Test {
+ protected:
+  void StartServer(std::chrono::milliseconds idle_timeout = milliseconds{60'000}) {
+    api::HttpServerSettings s;
+    s.host = "127.0.0.1";
+    s.port = 0;
+    s.handler_threads = 16;
+    s.access_log = false;
+    s.idle_timeout = idle_timeout;
+    server_ = std::make_unique<api::HttpServer>(
+        s, [this](const api::HttpRequest& r) { return Handle(r); }, metrics_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  void TearDown() override {
+    {
+      std::lock_guard lock(mu_);
+      release_ = true;
+    }
+    cv_.notify_all();
+    if (server_) server_->Stop();
+  }
+
+  api::HttpResponse Handle(const api::HttpRequest& r) {
+    ++requests_;
+    api::HttpResponse resp;
+    if (r.path == "/echo") {
+      resp.content_type = "text/plain";
+      std::string body = r.method + " " + r.path + "?" + r.query + "\n";
+      for (const auto& [k, v] : r.headers) {
+        if (k == "x-test" || k == "content-type" || k == "user-agent") body += k + "=" + v + "\n";
+      }
+      body += r.body;
+      resp.body = std::move(body);
+      resp.headers.emplace_back("X-Reply", "Yes");
+    } else if (r.path == "/status/503") {
+      resp.status = 503;
+      resp.body = R"({"error":"unavailable"})";
+    } else if (r.path == "/big") {
+      resp.content_type = "text/plain";
+      resp.body.assign(5000, 'x');
+    } else if (r.path == "/hang") {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(20), [this] { return release_; });
+      resp.body = "{}";
+    } else {
+      resp.status = 404;
+      resp.body = "{}";
+    }
+    return resp;
+  }
+
+  uint64_t Connections() {
+    return metrics_.GetCounter("syncwell_http_connections_total", "Accepted TCP connections")
+        .Value();
+  }
+
+  std::string Url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+  }
+
+  obs::Registry metrics_;
+  std::unique_ptr<api::HttpServer> server_;
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool release_ = false;
+};
+
+TEST_F(NetHttpClientTest, GetAndPostRoundTrip) {
+  StartServer();
+  auto client = MakeHttpClient();
+  HttpCall get;
+  get.url = Url("/echo?a=1&b=two");
+  get.headers = {{"X-Test", "hello"}};
+  auto r = client->Send(get);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("GET /echo?a=1&b=two"), std::string::npos);
+  EXPECT_NE(r->body.find("x-test=hello"), std::string::npos);
+  EXPECT_NE(r->body.find("user-agent=SyncWell-Engine/0.1"), std::string::npos);
+  ASSERT_NE(r->Header("x-reply"), nullptr);  // names lower-cased
+  EXPECT_EQ(*r->Header("x-reply"), "Yes");
+
+  HttpCall post;
+  post.method = "POST";
+  post.url = Url("/echo");
+  post.headers = {{"Content-Type", "application/x-www-form-urlencoded"}};
+  post.body = FormEncode({{"grant_type", "authorization_code"}, {"code", "a b&c"}});
+  r = client->Send(post);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_NE(r->body.find("grant_type=authorization_code&code=a%20b%26c"), std::string::npos);
+  EXPECT_NE(r->body.find("content-type=application/x-www-form-urlencoded"), std::string::npos);
+}
+
+TEST_F(NetHttpClientTest, HttpErrorStatusesAreSuccessfulSends) {
+  StartServer();
+  auto client = MakeHttpClient();
+  auto r = client->Send({.url = Url("/status/503")});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 503);
+  r = client->Send({.url = Url("/nope")});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
+}
+
+TEST_F(NetHttpClientTest, KeepAliveReusesOneConnection) {
+  StartServer();
+  auto client = MakeHttpClient();
+  for (int i = 0; i < 50; ++i) {
+    auto r = client->Send({.url = Url("/echo")});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    ASSERT_EQ(r->status, 200);
+  }
+  EXPECT_EQ(requests_.load(), 50);
+  EXPECT_EQ(Connections(), 1u);
+}
+
+TEST_F(NetHttpClientTest, PoolIsPerHostPort) {
+  StartServer();
+  auto client = MakeHttpClient();
+  ASSERT_TRUE(client->Send({.url = Url("/echo")}).ok());
+  // Same server under another authority: a different pool key, so a second connection.
+  ASSERT_TRUE(
+      client->Send({.url = "http://localhost:" + std::to_string(server_->port()) + "/echo"}).ok());
+  ASSERT_TRUE(client->Send({.url = Url("/echo")}).ok());
+  EXPECT_EQ(Connections(), 2u);
+}
+
+TEST_F(NetHttpClientTest, ZeroIdleConnectionsMeansNoReuse) {
+  StartServer();
+  auto client = MakeHttpClient({.max_idle_per_host = 0});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(client->Send({.url = Url("/echo")}).ok());
+  EXPECT_EQ(Connections(), 3u);
+}
+
+TEST_F(NetHttpClientTest, ServerClosedIdleConnectionIsReplacedTransparently) {
+  StartServer(milliseconds{100});  // the server closes idle keep-alive connections after 100 ms
+  auto client = MakeHttpClient();
+  ASSERT_TRUE(client->Send({.url = Url("/echo")}).ok());
+  std::this_thread::sleep_for(milliseconds{400});
+  for (const char* method : {"GET", "POST"}) {
+    auto r = client->Send({.method = method, .url = Url("/echo"), .body = "x"});
+    ASSERT_TRUE(r.ok()) << method << ": " << r.error().message;
+    EXPECT_EQ(r->status, 200);
+    std::this_thread::sleep_for(milliseconds{400});
+  }
+  EXPECT_EQ(Connections(), 3u);
+  EXPECT_EQ(requests_.load(), 3);
+}
+
+TEST_F(NetHttpClientTest, DeadlineCoversTheWholeCall) {
+  StartServer();
+  auto client = MakeHttpClient();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = client->Send({.url = Url("/hang"), .timeout = milliseconds{300}});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kRetryable);
+  EXPECT_NE(r.error().message.find("timeout"), std::string::npos) << r.error().message;
+  EXPECT_GE(took, milliseconds{290});
+  EXPECT_LT(took, milliseconds{3000});  // far below the handler's 20 s hang
+  // The timed-out connection is not reused: the next call works on a fresh one.
+  auto ok = client->Send({.url = Url("/echo")});
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(Connections(), 2u);
+}
+
+TEST_F(NetHttpClientTest, ConnectionRefusedIsRetryable) {
+  uint16_t port = 0;
+  {
+    asio::io_context ioc;
+    asio::ip::tcp::acceptor a(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }  // closed: nothing listens on `port` now
+  auto client = MakeHttpClient();
+  auto r = client->Send({.url = "http://127.0.0.1:" + std::to_string(port) + "/x?token=SECRET",
+                         .timeout = milliseconds{2000}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kRetryable);
+  EXPECT_EQ(r.error().message.find("SECRET"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().message.find("/x"), std::string::npos) << r.error().message;
+}
+
+TEST_F(NetHttpClientTest, TlsToAPlainServerFailsFast) {
+  StartServer();
+  auto client = MakeHttpClient();
+  auto r = client->Send({.url = "https://127.0.0.1:" + std::to_string(server_->port()) + "/echo",
+                         .timeout = milliseconds{2000}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kRetryable);
+}
+
+TEST_F(NetHttpClientTest, BadUrlsAreInvalidArguments) {
+  auto client = MakeHttpClient();
+  for (const char* url :
+       {"", "not a url", "ftp://example.com/", "http://", "http:///path", "http://host:abc/",
+        "http://host:70000/", "http://user@host/", "http://[::1/", "http://host/a b"}) {
+    auto r = client->Send({.url = url});
+    ASSERT_FALSE(r.ok()) << url;
+    EXPECT_EQ(r.error().code, Errc::kInvalidArgument) << url;
+  }
+  auto r = client->Send({.method = "GE T", .url = "http://127.0.0.1:1/"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+  r = client->Send({.url = "http://127.0.0.1:1/", .headers = {{"X-Bad", "a\r\nInjected: 1"}}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+}
+
+TEST_F(NetHttpClientTest, ResponseBodyLimit) {
+  StartServer();
+  auto client = MakeHttpClient({.max_response_bytes = 1000});
+  auto r = client->Send({.url = Url("/big")});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kRetryable);
+  EXPECT_NE(r.error().message.find("larger than 1000"), std::string::npos) << r.error().message;
+  auto small = client->Send({.url = Url("/echo")});
+  ASSERT_TRUE(small.ok()) << small.error().message;
+}
+
+TEST_F(NetHttpClientTest, ConcurrentCallsFromEightThreads) {
+  StartServer();
+  auto client = MakeHttpClient();
+  constexpr int kThreads = 8, kCalls = 40;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        HttpCall c;
+        c.method = "POST";
+        c.url = Url("/echo");
+        c.body = "t" + std::to_string(t) + "i" + std::to_string(i);
+        auto r = client->Send(c);
+        if (r.ok() && r->status == 200 && r->body.ends_with(c.body)) ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kCalls);
+  // Connections are pooled: never more than one per concurrent caller.
+  EXPECT_LE(Connections(), static_cast<uint64_t>(kThreads));
+}
+
+// A raw HTTP/1.1 server for the keep-alive race: on its first connection it answers the first
+// request, then reads the second one and closes without answering (as a server closing an idle
+// connection at the moment the request arrives). Later connections answer everything.
+class FlakyServer {
+ public:
+  FlakyServer() : acceptor_(ioc_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~FlakyServer() {
+    stop_ = true;
+    asio::ip::tcp::socket poke(ioc_);  // unblocks accept()
+    boost::system::error_code ec;
+    poke.connect({asio::ip::make_address("127.0.0.1"), port_}, ec);
+    thread_.join();
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/x"; }
+  int connections() const { return connections_.load(); }
+  int requests() const { return requests_.load(); }
+
+ private:
+  // Reads one request (headers + Content-Length body); false on EOF/error.
+  bool ReadRequest(asio::ip::tcp::socket& s, std::string& buf) {
+    boost::system::error_code ec;
+    char chunk[4096];
+    size_t end;
+    while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+      const size_t n = s.read_some(asio::buffer(chunk), ec);
+      if (ec) return false;
+      buf.append(chunk, n);
+    }
+    std::string head = buf.substr(0, end);
+    for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t length = 0;
+    if (auto at = head.find("content-length:"); at != std::string::npos)
+      length = std::stoul(head.substr(at + 15));
+    while (buf.size() < end + 4 + length) {
+      const size_t n = s.read_some(asio::buffer(chunk), ec);
+      if (ec) return false;
+      buf.append(chunk, n);
+    }
+    buf.erase(0, end + 4 + length);
+    ++requests_;
+    return true;
+  }
+
+  void Run() {
+    for (int conn = 0;; ++conn) {
+      asio::ip::tcp::socket s(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(s, ec);
+      if (ec || stop_) return;
+      ++connections_;
+      std::string buf;
+      for (int req = 0; ReadRequest(s, buf); ++req) {
+        if (conn == 0 && req == 1) break;  // close without answering
+        static constexpr std::string_view kOk =
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok";
+        asio::write(s, asio::buffer(kOk), ec);
+        if (ec) break;
+      }
+      s.close(ec);
+    }
+  }
+
+  asio::io_context ioc_;
+  asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+TEST(NetHttpClientRetryTest, ReplayableRequestIsRetriedOnceOnAFreshConnection) {
+  FlakyServer server;
+  auto client = MakeHttpClient();
+  ASSERT_TRUE(client->Send({.url = server.Url()}).ok());
+  auto r = client->Send({.url = server.Url()});  // written, then the connection is closed
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->body, "ok");
+  EXPECT_EQ(server.connections(), 2);
+  EXPECT_EQ(server.requests(), 3);
+  client.reset();
+}
+
+TEST(NetHttpClientRetryTest, PostIsNotReplayedUnlessItHasAnIdempotencyKey) {
+  {
+    FlakyServer server;
+    auto client = MakeHttpClient();
+    ASSERT_TRUE(client->Send({.method = "POST", .url = server.Url(), .body = "a"}).ok());
+    auto r = client->Send({.method = "POST", .url = server.Url(), .body = "b"});
+    ASSERT_FALSE(r.ok());  // the server may have acted on it: the caller decides
+    EXPECT_EQ(r.error().code, Errc::kRetryable);
+    EXPECT_EQ(server.requests(), 2);
+    auto next = client->Send({.method = "POST", .url = server.Url(), .body = "c"});
+    ASSERT_TRUE(next.ok()) << next.error().message;
+    client.reset();
+  }
+  {
+    FlakyServer server;
+    auto client = MakeHttpClient();
+    ASSERT_TRUE(client->Send({.method = "POST", .url = server.Url(), .body = "a"}).ok());
+    auto r = client->Send({.method = "POST",
+                           .url = server.Url(),
+                           .headers = {{"Idempotency-Key", "k1"}},
+                           .body = "b"});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(server.requests(), 3);
+    client.reset();
+  }
+}
+
+TEST(NetUrlEncodeTest, KeepsUnreservedOnly) {
+  EXPECT_EQ(UrlEncode("aZ09-._~"), "aZ09-._~");
+  EXPECT_EQ(UrlEncode("a b/c?d=e&f+\xC3\xA9"), "a%20b%2Fc%3Fd%3De%26f%2B%C3%A9");
+  EXPECT_EQ(FormEncode({{"a", "1"}, {"b c", "x=y"}}), "a=1&b%20c=x%3Dy");
+  EXPECT_EQ(FormEncode({}), "");
+}
+
+}  // namespace
+}  // namespace syncwell::net
