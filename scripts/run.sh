@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# README command 1: install packages, build the release binary, run the server embedded.
-# Until the sync engine lands this is `syncwell serve` with a data directory in ./syncwell-data;
-# extra arguments go to `syncwell serve` (e.g. --listen 0.0.0.0:8080).
+# README command 1: install packages, build the release binary, run the main job.
+#
+#   scripts/run.sh                 `syncwell demo`: starts the provider simulator and the server
+#                                  (embedded, no other servers), seeds 200 users, syncs their data
+#                                  and proves the invariants (written = expected, 0 duplicates,
+#                                  0 lost jobs); extra arguments go to the demo (--users 500,
+#                                  --follow, --latency 50ms-300ms, ...).
+#   scripts/run.sh serve [...]     any other syncwell subcommand instead (e.g. the server alone,
+#                                  data in ./syncwell-data unless --data-dir is given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -9,6 +15,15 @@ scripts/install-deps.sh
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 cmake --preset release -DSYNCWELL_BUILD_TESTS=OFF >/dev/null
 cmake --build --preset release --target syncwell
-DATA_DIR=${SYNCWELL_DATA_DIR:-./syncwell-data}
-echo "data directory: $DATA_DIR (mint a token: build/release/src/app/syncwell token --data-dir $DATA_DIR --user alice)" >&2
-exec build/release/src/app/syncwell serve --data-dir "$DATA_DIR" "$@"
+BIN=build/release/src/app/syncwell
+case "${1:-}" in
+  serve)
+    shift
+    DATA_DIR=${SYNCWELL_DATA_DIR:-./syncwell-data}
+    echo "data directory: $DATA_DIR (mint a token: $BIN token --data-dir $DATA_DIR --user alice)" >&2
+    exec "$BIN" serve --data-dir "$DATA_DIR" "$@" ;;
+  provider-sim|token|admin|config|loadgen|demo)
+    exec "$BIN" "$@" ;;
+  *)
+    exec "$BIN" demo "$@" ;;
+esac

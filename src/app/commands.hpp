@@ -73,6 +73,7 @@ struct DemoOptions {
   int workers = 64;
   std::chrono::seconds timeout{900};
   bool follow = false;
+  bool bench = false;  // seed first, then time a burst of jobs (bench/e2e_bench.sh)
 };
 int RunDemo(const DemoOptions& o);
 

@@ -13,6 +13,7 @@
 //    written = records expected, duplicates = 0, lost jobs = 0. Exit code 0 only if all hold.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -116,6 +117,33 @@ double MetricSum(const std::string& text, const std::string& name,
     }
   }
   return sum;
+}
+
+// utime + stime of a process, in seconds (/proc/<pid>/stat fields 14 and 15).
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream in(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// (VmRSS, VmHWM) in KiB.
+std::pair<int64_t, int64_t> ProcessMemoryKb(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  int64_t rss = 0, hwm = 0;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = std::stoll(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0) hwm = std::stoll(line.substr(6));
+  }
+  return {rss, hwm};
 }
 
 bool WaitReady(Http& http, const std::string& path, ChildProcess& child,
@@ -225,8 +253,23 @@ class ProviderView {
 // destination received from us. Expectations come from the providers' data as the connectors
 // show it; writes from the simulator's record of them (with how often each was written).
 // Records are matched by their time range (a provider's wire format may round values).
-Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u) {
+//
+// The simulator's data moves with real time (a record becomes visible at its upload time, and
+// the history window slides), so only what was settled when the jobs were posted (t0) is
+// judged: source records uploaded before t0 (and still inside the history window), plus the
+// records the demo appended itself (webhook new data, ids 8000000000000+). A source record whose
+// decision changes when destination records uploaded after t0 are counted is skipped from both
+// sides, as is anything written from outside the judged set.
+Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u, int64_t t0_ms,
+                                int days) {
   Verification v;
+  // Records slide out of the simulator's history window ([now - days, now]); only the last
+  // minute before the edge is left out.
+  const int64_t oldest =
+      ToUnixMillis(std::chrono::system_clock::now()) - days * 86'400'000LL + 60'000;
+  auto appended = [](const providers::RecordMeta& m) {
+    return m.id.size() >= 13 && m.id.rfind("80000000", 0) == 0;
+  };
   for (size_t c = 0; c < std::size(kConfigs); ++c) {
     const auto& cfg = kConfigs[c];
     providers::DataType type;
@@ -236,9 +279,14 @@ Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u
     auto written =
         sim.Json("GET", "/_sim/users/" + u.sim_user + "/" + cfg.destination + "/written");
     if (!written) return written.error();
-    std::vector<providers::RecordMeta> source, dest;
+    std::vector<providers::RecordMeta> source, dest, dest_early;
+    std::multiset<std::pair<int64_t, int64_t>> unsure;  // source keys not judged
     for (auto& m : *src) {
-      if (!providers::IsOurOrigin(m.origin)) source.push_back(std::move(m));
+      if (providers::IsOurOrigin(m.origin)) continue;
+      if (appended(m) || (m.modified_ms < t0_ms && m.start_ms >= oldest))
+        source.push_back(std::move(m));
+      else
+        unsure.insert({m.start_ms / 1000, m.end_ms / 1000});
     }
     sync::ConflictSettings cs;
     sync::ParseStrategy(u.strategies[c], &cs.strategy);
@@ -247,16 +295,24 @@ Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u
       auto dst = view.Metadata(sim, u.sim_user, cfg.destination, type);
       if (!dst) return dst.error();
       for (auto& m : *dst) {
-        if (!providers::IsOurOrigin(m.origin)) dest.push_back(std::move(m));
+        if (providers::IsOurOrigin(m.origin)) continue;
+        if (m.modified_ms < t0_ms) dest_early.push_back(m);
+        dest.push_back(std::move(m));
       }
     }
     std::map<std::string, const providers::RecordMeta*> by_id;
     for (const auto& m : source) by_id[m.id] = &m;
     std::multiset<std::pair<int64_t, int64_t>> expected;
-    for (const auto& d : sync::Resolve(source, dest, cs)) {
-      if (d.action != sync::Decision::Action::kWrite) continue;
-      const auto* m = by_id[d.source_id];
-      expected.insert({m->start_ms / 1000, m->end_ms / 1000});
+    const auto late = sync::Resolve(source, dest, cs);
+    const auto early = sync::Resolve(source, dest_early, cs);
+    for (size_t i = 0; i < late.size(); ++i) {
+      const auto* m = by_id[late[i].source_id];
+      const std::pair<int64_t, int64_t> key{m->start_ms / 1000, m->end_ms / 1000};
+      if (late[i].action != early[i].action) {
+        unsure.insert(key);
+        continue;
+      }
+      if (late[i].action == sync::Decision::Action::kWrite) expected.insert(key);
     }
     std::multiset<std::pair<int64_t, int64_t>> got;
     for (const auto& r : written->at("records").as_array()) {
@@ -264,8 +320,14 @@ Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u
       auto m = MetaFromSim(o);
       if (providers::DataTypeName(m.type) != cfg.type || !providers::IsOurOrigin(m.origin))
         continue;
-      got.insert({m.start_ms / 1000, m.end_ms / 1000});
       v.duplicates += std::max<int64_t>(0, o.at("write_count").to_number<int64_t>() - 1);
+      const std::pair<int64_t, int64_t> key{m.start_ms / 1000, m.end_ms / 1000};
+      if (auto it = unsure.find(key); it != unsure.end()) {
+        unsure.erase(it);
+        continue;
+      }
+      if (m.start_ms < oldest) continue;
+      got.insert(key);
     }
     v.expected += static_cast<int64_t>(expected.size());
     v.written += static_cast<int64_t>(got.size());
@@ -407,11 +469,28 @@ int RunDemo(const DemoOptions& o) {
   }
 
   const auto started = std::chrono::steady_clock::now();
+  const int64_t seeding_t0_ms = ToUnixMillis(clock.Now()) - 1000;
   std::printf(
       "seeding %d users: 4 connections (OAuth through the simulator), 4 sync configs and "
       "a manual sync job per config...\n",
       o.users);
   std::fflush(stdout);
+  // One manual job per config of a user.
+  auto post_jobs = [](Http& api, UserPlan& u) -> Status {
+    for (size_t c = 0; c < std::size(kConfigs); ++c) {
+      const auto& cfg = kConfigs[c];
+      auto job = api.Json("POST", "/v1/sync-jobs",
+                          json::object{{"sourceConnectionId", u.connections[cfg.source]},
+                                       {"destinationConnectionId", u.connections[cfg.destination]},
+                                       {"dataType", cfg.type},
+                                       {"mode", "manual"},
+                                       {"priority", "high"}},
+                          u.token);
+      if (!job) return job.error();
+      u.jobs.push_back(json::value_to<std::string>(job->at("jobId")));
+    }
+    return {};
+  };
   auto seeded = ParallelFor(o.users, 8, [&](int i) -> Status {
     Http s(sim_url), api(api_url);
     auto& u = users[static_cast<size_t>(i)];
@@ -435,29 +514,34 @@ int RunDemo(const DemoOptions& o) {
                    u.token);
       if (!created) return created.error();
     }
-    for (size_t c = 0; c < std::size(kConfigs); ++c) {
-      const auto& cfg = kConfigs[c];
-      auto job = api.Json("POST", "/v1/sync-jobs",
-                          json::object{{"sourceConnectionId", u.connections[cfg.source]},
-                                       {"destinationConnectionId", u.connections[cfg.destination]},
-                                       {"dataType", cfg.type},
-                                       {"mode", "manual"},
-                                       {"priority", "high"}},
-                          u.token);
-      if (!job) return job.error();
-      u.jobs.push_back(json::value_to<std::string>(job->at("jobId")));
-    }
-    return {};
+    return o.bench ? Status{} : post_jobs(api, u);
   });
   if (!seeded) {
     std::cerr << "syncwell demo: seeding failed: " << seeded.error().message << "\n";
     return 1;
   }
 
+  // --bench: every user is seeded first; the jobs are then posted in one burst and timed from
+  // the first 202 to the last job finished, with the server's CPU time over the same span.
+  const auto jobs_started = std::chrono::steady_clock::now();
+  // Without --bench the first jobs are posted while seeding.
+  const int64_t t0_ms = o.bench ? ToUnixMillis(clock.Now()) - 1000 : seeding_t0_ms;
+  const double cpu_before = ProcessCpuSeconds(server_proc.pid());
+  if (o.bench) {
+    auto posted = ParallelFor(o.users, 8, [&](int i) -> Status {
+      Http api(api_url);
+      return post_jobs(api, users[static_cast<size_t>(i)]);
+    });
+    if (!posted) {
+      std::cerr << "syncwell demo: posting jobs failed: " << posted.error().message << "\n";
+      return 1;
+    }
+  }
+
   // New data at the providers, announced by their webhooks (a third of the users).
   std::atomic<int> webhooks_sent{0};
   auto announced = ParallelFor(o.users, 4, [&](int i) -> Status {
-    if (i % 3 != 0) return {};
+    if (i % 3 != 0 || o.bench) return {};
     Http s(sim_url);
     const auto& u = users[static_cast<size_t>(i)];
     for (const auto& [p, type] :
@@ -481,8 +565,10 @@ int RunDemo(const DemoOptions& o) {
   const int total = static_cast<int>(open.size());
   int failed = 0;
   const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  std::optional<std::chrono::steady_clock::time_point> jobs_done_at;
   while (std::chrono::steady_clock::now() < deadline) {
-    for (auto it = open.begin(); it != open.end();) {
+    int still_open = 0;
+    for (auto it = open.begin(); it != open.end() && still_open < 64;) {
       const auto& u = users[it->first];
       auto r = server.Json("GET", "/v1/sync-jobs/" + u.jobs[it->second], {}, u.token);
       if (r) {
@@ -493,8 +579,10 @@ int RunDemo(const DemoOptions& o) {
           continue;
         }
       }
+      ++still_open;
       ++it;
     }
+    if (open.empty() && !jobs_done_at) jobs_done_at = std::chrono::steady_clock::now();
     PrintProgress(server, started, total - static_cast<int>(open.size()), total);
     if (open.empty()) {
       auto m = server.Call("GET", "/metrics");
@@ -509,6 +597,12 @@ int RunDemo(const DemoOptions& o) {
   }
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double cpu_after = ProcessCpuSeconds(server_proc.pid());
+  const double jobs_span =
+      std::chrono::duration<double>(jobs_done_at.value_or(std::chrono::steady_clock::now()) -
+                                    jobs_started)
+          .count();
+  const auto rss = ProcessMemoryKb(server_proc.pid());
 
   // The invariants, from the simulator's point of view.
   Verification total_v;
@@ -516,7 +610,7 @@ int RunDemo(const DemoOptions& o) {
   auto verified = ParallelFor(o.users, 8, [&](int i) -> Status {
     Http s(sim_url);
     ProviderView view(sim_url, o.days);
-    auto v = VerifyUser(s, view, users[static_cast<size_t>(i)]);
+    auto v = VerifyUser(s, view, users[static_cast<size_t>(i)], t0_ms, o.days);
     if (!v) return v.error();
     std::lock_guard lock(vmu);
     total_v.expected += v->expected;
@@ -551,6 +645,19 @@ int RunDemo(const DemoOptions& o) {
   }
   for (const auto& d : total_v.details) std::printf("  mismatch: %s\n", d.c_str());
   std::printf("invariants:         %s\n", ok ? "HOLD" : "VIOLATED");
+  if (o.bench) {
+    auto m = server.Call("GET", "/metrics");
+    const double written = m ? MetricSum(m->body, "syncwell_sync_records_written_total") : 0;
+    const double calls = m ? MetricSum(m->body, "syncwell_provider_calls_total") : 0;
+    std::printf(
+        "bench: %d jobs in %.2f s = %.1f jobs/s end to end (202 -> finished); %.0f records "
+        "written (%.1f/s); %.0f provider calls; server CPU %.2f s = %.2f ms/job; server RSS "
+        "%lld KiB (peak %lld KiB); latency %s, %d workers\n",
+        total, jobs_span, total / jobs_span, written, written / jobs_span, calls,
+        cpu_after - cpu_before, 1000 * (cpu_after - cpu_before) / total,
+        static_cast<long long>(rss.first), static_cast<long long>(rss.second), o.latency.c_str(),
+        o.workers);
+  }
   const auto& u0 = users.front();
   std::printf(
       "\ntry the API (token of %s, valid 24 h):\n  curl -H 'Authorization: Bearer %s' "

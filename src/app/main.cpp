@@ -214,6 +214,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   demo->add_option("--timeout", demo_timeout_s, "give up after this many seconds");
   demo->add_flag("--follow", demo_opts.follow, "keep the servers running after the summary");
+  demo->add_flag("--bench", demo_opts.bench,
+                 "seed first, then time a burst of jobs end to end (CPU per job, RSS)");
 
   try {
     app.parse(argc, argv);

@@ -116,6 +116,9 @@ class SyncEngine final : public worker::JobHandler {
   ~SyncEngine() override;
 
   Result<void> Handle(const store::Job& job, worker::JobContext& ctx) override;
+  // The engine records every provider 429 against the provider that sent it (source or
+  // destination), so the pool must not blame the source for a destination's refusal.
+  bool ReportsProviderRateLimits() const override { return true; }
   // Handle with the job's outcome (tests, tools).
   Result<SyncOutcome> Run(const store::Job& job, worker::JobContext& ctx);
 

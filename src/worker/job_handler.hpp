@@ -75,6 +75,10 @@ class JobHandler {
  public:
   virtual ~JobHandler() = default;
   virtual Result<void> Handle(const store::Job& job, JobContext& ctx) = 0;
+  // True when the handler itself tells the rate limiter about providers' 429s (the sync engine
+  // calls several providers and knows which one refused). Otherwise the pool records a
+  // kRateLimited result's retry_after against the job's source provider.
+  virtual bool ReportsProviderRateLimits() const { return false; }
   // Called after the pool durably recorded SUCCEEDED for the job (before the message is deleted).
   // For observers such as the scripted test handler; most handlers do nothing.
   virtual void OnSucceededCommitted(const store::Job& job, const JobContext& ctx) {

@@ -520,7 +520,7 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
   const Error& e = result.error();
   switch (e.code) {
     case Errc::kRateLimited: {
-      if (e.retry_after.count() > 0) {
+      if (e.retry_after.count() > 0 && !handler_.ReportsProviderRateLimits()) {
         (void)limiter_.RecordRetryAfter(conn->provider, conn->provider_user_id, e.retry_after);
       }
       SetStatus(job_id, store::JobStatus::kQueued, "");

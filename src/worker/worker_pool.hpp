@@ -30,7 +30,9 @@
 //   4. Status RUNNING, then the handler, then by outcome:
 //        ok           -> SUCCEEDED, OnSucceededCommitted, Delete.
 //        kRetryable   -> Fail(backoff): QUEUED again (or FAILED + DLQ at the 5th delivery).
-//        kRateLimited -> RecordRetryAfter, QUEUED, Defer(max(backoff, retry_after)).
+//        kRateLimited -> RecordRetryAfter (source provider; skipped when the handler reports
+//                        429s itself, JobHandler::ReportsProviderRateLimits), QUEUED,
+//                        Defer(max(backoff, retry_after)).
 //        kAuthRevoked -> FAILED at once, Delete (no retries).
 //        kPermanent   -> FAILED, then DeadLetter: the message goes to the DLQ at once, whatever
 //                        its receive count (SPEC S4: mapping error, 404 of a removed API,

@@ -58,7 +58,9 @@ class FnHandler final : public JobHandler {
     ++calls;
     return fn(job, ctx);
   }
+  bool ReportsProviderRateLimits() const override { return reports_rate_limits; }
   std::atomic<int> calls{0};
+  bool reports_rate_limits = false;
 };
 
 class WorkerPoolTest : public ::testing::Test {
@@ -273,6 +275,23 @@ TEST_F(WorkerPoolTest, RefusedTokenDefersWithoutCountingTheReceive) {
   ASSERT_TRUE(ReceiveAndProcess(*pool));
   EXPECT_EQ(StatusOf(id, "fay"), store::JobStatus::kSucceeded);
   EXPECT_EQ(Outcome("deferred_rate_limited"), 7);
+}
+
+TEST_F(WorkerPoolTest, HandlerThatReportsRateLimitsItselfIsNotBlamedOnTheSource) {
+  // The sync engine records a destination's 429 against the destination; the pool must not
+  // also block the job's source provider.
+  auto id = AddJob("hal");
+  handler_.reports_rate_limits = true;
+  handler_.fn = [&](const store::Job&, JobContext&) -> Result<void> {
+    Error e = MakeError(Errc::kRateLimited, "destination 429");
+    e.retry_after = milliseconds{30'000};
+    return e;
+  };
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(limiter_.recorded_retry_after, milliseconds{0});
+  EXPECT_EQ(StatusOf(id, "hal"), store::JobStatus::kQueued);
+  EXPECT_EQ(Outcome("deferred_provider_rate_limited"), 1);
 }
 
 TEST_F(WorkerPoolTest, ProviderRateLimitDefersHonouringRetryAfter) {
