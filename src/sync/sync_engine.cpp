@@ -114,7 +114,7 @@ SyncEngine::SyncEngine(store::Store& store, const providers::ProviderRegistry& p
       limiter_(limiter),
       breakers_(breakers),
       clock_(clock),
-      settings_(std::move(settings)),
+      settings_(settings),
       owned_confidence_(confidence ? nullptr : std::make_unique<InProcessCounter>(clock)),
       confidence_(confidence ? *confidence : *owned_confidence_),
       sessions_(store, providers, box, clock, metrics, settings_.session),
