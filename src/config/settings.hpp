@@ -55,7 +55,7 @@ struct ApiSettings {
 // succeeded WITHOUT calling providers: queue benchmarks only) or "script:<path>" (test-only).
 struct WorkerSettings {
   int min_workers = 1;
-  int max_workers = 16;
+  int max_workers = 128;  // jobs mostly wait on provider HTTP (blocking calls)
   int target_backlog_per_worker = 10;
   std::chrono::milliseconds visibility_timeout{90'000};
   std::chrono::milliseconds drain_timeout{10'000};

@@ -664,7 +664,31 @@ Result<SyncOutcome> SyncEngine::RunJob(const store::Job& job, worker::JobContext
     return MakeError(Errc::kRetryable, "sync cursor moved concurrently");
   }
   UpdateConfidence(run, p);
+  if (run.out.more) EnqueueContinuation(job);
   return run.out;
+}
+
+// A job capped at max_records_per_job committed its cursor at the last record it processed; a
+// follow-up job of the same pair continues from there at once instead of waiting for the next
+// trigger. Its id derives from this job's, so a re-run of this job cannot add a second one.
+void SyncEngine::EnqueueContinuation(const store::Job& job) {
+  store::Job next = job;
+  next.id = JobId(job.id.str().substr(0, 96) + ".next");
+  next.status = store::JobStatus::kQueued;
+  next.error.clear();
+  next.summary.clear();
+  next.created_at = next.updated_at = clock_.Now();
+  queue::OutgoingMessage msg;
+  msg.dedup_id = next.id.str();
+  msg.group_id = job.user.str();
+  if (!queue::ParsePriority(job.priority, &msg.priority)) msg.priority = Priority::kMedium;
+  msg.body = boost::json::serialize(
+      boost::json::object{{"jobId", next.id.str()}, {"userId", job.user.str()}});
+  if (Status st = store_.CreateJob(next, msg, nullptr);
+      !st.ok() && st.error().code != Errc::kAlreadyExists) {
+    log::Warn("sync: could not enqueue the continuation job; the next trigger continues",
+              {{"job", job.id.str()}, {"error", st.error().message}});
+  }
 }
 
 // ---- a device batch ----

@@ -137,6 +137,10 @@ class SyncEngine final : public worker::JobHandler {
   ConnectionSessions& sessions() { return sessions_; }
 
  private:
+  void EnqueueContinuation(const store::Job& job);
+
+ public:
+ private:
   struct JobRun;
   struct Pipeline;
 

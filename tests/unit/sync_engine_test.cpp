@@ -578,10 +578,17 @@ TEST_P(SyncEngineTest, MaxRecordsPerJobContinuesInTheNextJob) {
   for (auto r : {Workout("f1", 3 * kDay), Workout("f2", 2 * kDay), Workout("f3", kDay)}) {
     fitbit_->Put(PU("fitbit"), r);
   }
-  auto first = Sync("fitbit", "garmin");
+  auto job = MakeJob("fitbit", "garmin");
+  auto first = RunJob(job);
   ASSERT_TRUE(first.ok()) << first.error().message;
   EXPECT_EQ(first->written, 2);
   EXPECT_TRUE(first->more);
+  // The rest does not wait for the next trigger: a follow-up job of the same pair is queued.
+  auto next = store_->GetJob(UserId("alice"), JobId(job.id.str() + ".next"));
+  ASSERT_TRUE(next.ok()) << next.error().message;
+  EXPECT_EQ(next->status, store::JobStatus::kQueued);
+  EXPECT_EQ(next->source, job.source);
+  EXPECT_EQ(next->destination, job.destination);
   const store::SyncCursorKey key{UserId("alice"), Conn("fitbit"), Conn("garmin"), "workout"};
   EXPECT_EQ(store_->GetCursor(key)->last_sync_ms, NowMs() - kMin);  // the last one processed
   clock_.Advance(1min);
