@@ -39,12 +39,7 @@ HttpResponse StoreFailure(ApiService::Ctx& ctx, const Error& e) {
   }
 }
 
-namespace {
-
-const std::vector<std::string_view> kDataTypes = {"workout", "sleep_session", "steps", "weight"};
-const std::vector<std::string_view> kStrategies = {"source_wins", "dest_wins", "newest_wins"};
-
-json::object ConnectionJson(const store::Connection& c) {
+boost::json::object ConnectionJson(const store::Connection& c) {
   const auto* info = providers::FindProvider(c.provider);
   return json::object{
       {"connectionId", c.id.str()},
@@ -54,6 +49,11 @@ json::object ConnectionJson(const store::Connection& c) {
       {"status", store::ConnectionStatusName(c.status)},
   };
 }
+
+namespace {
+
+const std::vector<std::string_view> kDataTypes = {"workout", "sleep_session", "steps", "weight"};
+const std::vector<std::string_view> kStrategies = {"source_wins", "dest_wins", "newest_wins"};
 
 json::object ConfigJson(const store::SyncConfig& c) {
   return json::object{

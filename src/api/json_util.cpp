@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "api/problem.hpp"
+#include "core/civil_time.hpp"
 
 namespace syncwell::api {
 
@@ -148,14 +149,6 @@ bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
   return true;
 }
 
-int64_t DaysFromCivil(int y, unsigned m, unsigned d) {  // H. Hinnant's algorithm
-  y -= m <= 2;
-  const int era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return static_cast<int64_t>(era) * 146097 + static_cast<int64_t>(doe) - 719468;
-}
 }  // namespace
 
 std::optional<int64_t> ParseDateOrDateTime(std::string_view s) {

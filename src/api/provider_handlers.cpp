@@ -47,17 +47,6 @@ HttpResponse GatewayFailure(const HttpRequest& req, const Error& e) {
   }
 }
 
-json::object ConnectionBody(const store::Connection& c) {
-  const auto* info = providers::FindProvider(c.provider);
-  return json::object{
-      {"connectionId", c.id.str()},
-      {"provider", c.provider},
-      {"displayName", info ? std::string(info->display_name) : c.provider},
-      {"providerIconUrl", "/static/providers/" + c.provider + ".svg"},
-      {"status", store::ConnectionStatusName(c.status)},
-  };
-}
-
 std::optional<OAuthCode> ParseCode(Validator& v, bool required) {
   auto code_v = v.Str("code", required, 2048);
   auto verifier = v.Str("codeVerifier", false, 256);
@@ -174,7 +163,7 @@ HttpResponse ApiService::CreateConnection(Ctx& ctx) {
   if (!gateway_) return Problem(503, code::kProviderNotConfigured, "no provider connectors");
   auto conn = gateway_->Connect(ctx.caller.user, *provider, *code_v);
   if (!conn) return GatewayFailure(ctx.req, conn.error());
-  HttpResponse resp = JsonResponse(201, ConnectionBody(*conn));
+  HttpResponse resp = JsonResponse(201, ConnectionJson(*conn));
   resp.headers.emplace_back("Location", "/v1/connections/" + conn->id.str());
   if (auto st = store_.CreateConnection(*conn, ctx.Record(resp)); !st)
     return StoreFailure(ctx, st.error());
@@ -197,7 +186,7 @@ HttpResponse ApiService::ReauthConnection(Ctx& ctx) {
   auto fresh = gateway_->Reauthorize(*existing, *code_v);
   if (!fresh) return GatewayFailure(ctx.req, fresh.error());
   fresh->status = store::ConnectionStatus::kActive;
-  HttpResponse resp = JsonResponse(200, ConnectionBody(*fresh));
+  HttpResponse resp = JsonResponse(200, ConnectionJson(*fresh));
   if (auto st = store_.ReplaceConnectionGrant(*fresh, ctx.Record(resp)); !st)
     return StoreFailure(ctx, st.error());
   return resp;

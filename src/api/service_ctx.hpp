@@ -26,5 +26,7 @@ struct ApiService::Ctx {
 };
 
 HttpResponse StoreFailure(ApiService::Ctx& ctx, const Error& e);
+// The API's view of a connection (never its tokens).
+boost::json::object ConnectionJson(const store::Connection& c);
 
 }  // namespace syncwell::api

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <map>
 
+#include "core/civil_time.hpp"
 #include "core/clock.hpp"
 
 namespace syncwell::fitbit {
@@ -60,26 +61,6 @@ std::optional<double> Num(const json::object& o, std::string_view key) {
 }
 
 // Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-void CivilFromDays(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = static_cast<int64_t>(yoe) + era * 400 + (*m <= 2);
-}
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
@@ -436,7 +417,7 @@ Result<Record> DecodeSleep(const json::object& dp) {
         auto em = en ? ParseRfc3339Ms(*en) : std::nullopt;
         if (!sm || !em || *em < *sm) return Bad("sleep.stages.startTime/endTime");
         if (int64_t* slot = stage_slot(Str(*o, "type").value_or(""), &deep, &light, &rem, &awake))
-          *slot += *em - *sm;
+          *slot += em.value_or(0) - sm.value_or(0);  // both checked above
       }
     }
     for (int64_t* v : {&deep, &light, &rem, &awake}) *v = (*v + 30'000) / 60'000;

@@ -9,6 +9,8 @@
 #include <optional>
 #include <tuple>
 
+#include "core/civil_time.hpp"
+
 namespace syncwell::garmin {
 
 namespace json = boost::json;
@@ -55,15 +57,6 @@ std::optional<std::string> SummaryId(const json::object& o) {
   if (v->is_int64()) return std::to_string(v->get_int64());
   if (v->is_uint64()) return std::to_string(v->get_uint64());
   return std::nullopt;
-}
-
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
 std::optional<int64_t> ParseDate(std::string_view s) {

@@ -25,6 +25,7 @@
 #include <limits>
 #include <map>
 
+#include "core/civil_time.hpp"
 #include "providers/sim/synthetic.hpp"
 #include "providers/sim/world.hpp"
 
@@ -127,15 +128,6 @@ std::optional<int64_t> ParseInt(const std::string& s) {
 }
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
 
 std::string Ymd(int64_t days) {
   int64_t z = days + 719468;
