@@ -74,7 +74,18 @@ struct CallContext {
   std::string provider_user_id;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<void(const RateLimitObservation&)> on_rate_limit;  // may be empty
+  // Called after every HTTP request a connector makes with that request's duration (a method
+  // may page through many): the circuit breaker judges slow *calls*, not slow methods.
+  std::function<void(std::chrono::milliseconds)> on_http_request;  // may be empty
 };
+
+// For connectors: report one finished HTTP request that was sent at `sent_at`.
+inline void ReportRequest(const CallContext* ctx, std::chrono::steady_clock::time_point sent_at) {
+  if (ctx && ctx->on_http_request) {
+    ctx->on_http_request(std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - sent_at));
+  }
+}
 
 struct PushResult {
   std::string source_id;  // Record::meta.id of the pushed record

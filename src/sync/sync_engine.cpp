@@ -220,12 +220,19 @@ Result<T> SyncEngine::Call(JobRun& run, ConnectionSession& s, bool source_side, 
                                static_cast<double>(o.used) / static_cast<double>(o.limit));
       }
     };
+    // The slowest single HTTP request decides "slow call" (a paging method may take long).
+    std::chrono::milliseconds slowest{-1};
+    ctx.on_http_request = [&slowest](std::chrono::milliseconds d) {
+      slowest = std::max(slowest, d);
+    };
     const auto t0 = SteadyClock::now();
     Result<T> r = fn(s, ctx);
     const auto elapsed = SteadyClock::now() - t0;
     const bool failure =
         !r.ok() && (r.error().code == Errc::kRetryable || r.error().code == Errc::kUnavailable);
-    breaker.Record(failure, std::chrono::duration_cast<std::chrono::milliseconds>(elapsed));
+    breaker.Record(failure, slowest.count() >= 0
+                                ? slowest
+                                : std::chrono::duration_cast<std::chrono::milliseconds>(elapsed));
     metrics_.ProviderCall(provider, op, r.ok() ? "ok" : ErrcName(r.error().code), elapsed);
     if (r.ok()) return r;
     const Error& e = r.error();

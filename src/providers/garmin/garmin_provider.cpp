@@ -224,7 +224,9 @@ class GarminProvider final : public Provider {
     }
     call.headers.emplace_back("Accept", "application/json");
     if (ctx) call.headers.emplace_back("Authorization", "Bearer " + ctx->access_token);
+    const auto sent_at = std::chrono::steady_clock::now();
     auto r = http_.Send(call);
+    ReportRequest(ctx, sent_at);
     if (!r) {
       Error e = r.error();
       if (e.code == Errc::kInvalidArgument) e.code = Errc::kPermanent;  // bad base URL: config

@@ -209,7 +209,9 @@ class StravaProvider final : public Provider {
     if (!call.body.empty())
       call.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
 
+    const auto sent_at = std::chrono::steady_clock::now();
     auto r = http_.Send(call);
+    ReportRequest(ctx, sent_at);
     if (!r.ok()) {
       Error e = r.error();
       // A bad base URL is configuration: retrying will not fix it.

@@ -279,7 +279,9 @@ class WithingsProvider final : public Provider {
     call.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
     if (ctx && !ctx->access_token.empty())
       call.headers.emplace_back("Authorization", "Bearer " + ctx->access_token);
+    const auto sent_at = std::chrono::steady_clock::now();
     auto r = http_.Send(call);
+    ReportRequest(ctx, sent_at);
     if (!r.ok()) {
       Error e = r.error();
       if (e.code == Errc::kInvalidArgument) e.code = Errc::kPermanent;  // bad base URL: config

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# e2e_bench.sh — end-to-end sync jobs/s on this machine, everything co-located (issue 4 item 7).
+#
+#   bench/e2e_bench.sh [SYNCWELL_BIN]
+#
+# Each run is `syncwell demo --bench`: the provider simulator and `syncwell serve` (embedded) as
+# child processes, USERS users seeded through the API (4 OAuth connections, 4 sync configs each),
+# then one burst of 4 x USERS manual jobs that read and write real records through the simulator,
+# timed from the first 202 to the last job finished; the server's CPU time over that span (CPU per
+# job), its RSS, and the invariant check (written = expected, 0 duplicates, 0 lost). Runs at
+# simulator latency 0 (the engine's own cost: the baseline of the same run) and at a realistic
+# 50-300 ms per provider call.
+#
+# Environment: USERS=250  WORKERS_FAST=64  WORKERS_SLOW=1024  LATENCIES="0ms-0ms 50ms-300ms"
+set -euo pipefail
+BIN=${1:-${SYNCWELL_BIN:-build/release/src/app/syncwell}}
+USERS=${USERS:-250}
+WORKERS_FAST=${WORKERS_FAST:-64}
+WORKERS_SLOW=${WORKERS_SLOW:-1024}
+LATENCIES=${LATENCIES:-"0ms-0ms 50ms-300ms"}
+WORK=$(mktemp -d /tmp/syncwell-e2e-bench-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+echo "machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ); users $USERS" >&2
+for lat in $LATENCIES; do
+  workers=$WORKERS_SLOW
+  [[ "$lat" == "0ms-0ms" ]] && workers=$WORKERS_FAST
+  out="$WORK/run-$lat.txt"
+  "$BIN" demo --bench --users "$USERS" --latency "$lat" --workers "$workers" \
+    --data-dir "$WORK/demo-$lat" --timeout 1800 >"$out" 2>&1 || true
+  grep -E "^bench:|^invariants|^records|^duplicates|^manual jobs" "$out"
+done
