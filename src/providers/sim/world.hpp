@@ -40,7 +40,8 @@ bool HasSentinelFraction(double v);
 // True when the record's payload carries the sentinel of its type (see above).
 bool HasSentinel(const providers::Record& r);
 
-// Per-provider behaviour, configurable from the command line / a JSON file (--config) / POST /_sim/config.
+// Per-provider behaviour, configurable from the command line / a JSON file (--config) / POST
+// /_sim/config.
 struct ProviderProfile {
   std::chrono::milliseconds latency_min{0};  // uniform in [min, max] per request
   std::chrono::milliseconds latency_max{0};
