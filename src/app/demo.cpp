@@ -607,9 +607,9 @@ int RunDemo(const DemoOptions& o) {
   // The invariants, from the simulator's point of view.
   Verification total_v;
   std::mutex vmu;
+  ProviderView view(sim_url, o.days);  // thread-safe: one connection pool for every check
   auto verified = ParallelFor(o.users, 8, [&](int i) -> Status {
     Http s(sim_url);
-    ProviderView view(sim_url, o.days);
     auto v = VerifyUser(s, view, users[static_cast<size_t>(i)], t0_ms, o.days);
     if (!v) return v.error();
     std::lock_guard lock(vmu);

@@ -108,6 +108,21 @@ Status SyncProviderGateway::SealGrant(const providers::TokenGrant& g, store::Con
   return {};
 }
 
+Result<providers::TokenGrant> SyncProviderGateway::ExchangeCode(const providers::ProviderInfo& info,
+                                                                const api::OAuthCode& code) const {
+  auto p = Connector(std::string(info.name));
+  if (!p) return p.error();
+  auto grant = (*p)->Authenticate(code.code, code.code_verifier, code.redirect_uri);
+  if (!grant) {
+    const Errc e = grant.error().code;
+    if (e == Errc::kAuthRevoked || e == Errc::kPermanent || e == Errc::kUnauthenticated) {
+      return MakeError(Errc::kAuthRevoked,
+                       std::string(info.display_name) + " refused the authorization code");
+    }
+  }
+  return grant;
+}
+
 Result<store::Connection> SyncProviderGateway::Connect(const UserId& user,
                                                        const std::string& provider,
                                                        const api::OAuthCode& code) {
@@ -120,17 +135,8 @@ Result<store::Connection> SyncProviderGateway::Connect(const UserId& user,
   c.status = store::ConnectionStatus::kActive;
   c.created_at = c.updated_at = clock_.Now();
   if (!info->cloud) return c;  // device connection: data arrives by upload, no tokens
-  auto p = Connector(provider);
-  if (!p) return p.error();
-  auto grant = (*p)->Authenticate(code.code, code.code_verifier, code.redirect_uri);
-  if (!grant) {
-    if (grant.error().code == Errc::kAuthRevoked || grant.error().code == Errc::kPermanent ||
-        grant.error().code == Errc::kUnauthenticated) {
-      return MakeError(Errc::kAuthRevoked,
-                       info->display_name.data() + std::string(" refused the authorization code"));
-    }
-    return grant.error();
-  }
+  auto grant = ExchangeCode(*info, code);
+  if (!grant) return grant.error();
   if (auto st = SealGrant(*grant, &c); !st) return st.error();
   return c;
 }
@@ -140,17 +146,8 @@ Result<store::Connection> SyncProviderGateway::Reauthorize(const store::Connecti
   const auto* info = providers::FindProvider(existing.provider);
   if (!info || !info->cloud)
     return MakeError(Errc::kInvalidArgument, "device connections have no authorization");
-  auto p = Connector(existing.provider);
-  if (!p) return p.error();
-  auto grant = (*p)->Authenticate(code.code, code.code_verifier, code.redirect_uri);
-  if (!grant) {
-    if (grant.error().code == Errc::kAuthRevoked || grant.error().code == Errc::kPermanent ||
-        grant.error().code == Errc::kUnauthenticated) {
-      return MakeError(Errc::kAuthRevoked,
-                       info->display_name.data() + std::string(" refused the authorization code"));
-    }
-    return grant.error();
-  }
+  auto grant = ExchangeCode(*info, code);
+  if (!grant) return grant.error();
   store::Connection c = existing;
   if (!grant->provider_user_id.empty() && !existing.provider_user_id.empty() &&
       grant->provider_user_id != existing.provider_user_id) {

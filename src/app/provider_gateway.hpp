@@ -41,6 +41,9 @@ class SyncProviderGateway final : public api::ProviderGateway {
  private:
   Result<providers::Provider*> Connector(const std::string& provider) const;
   Status SealGrant(const providers::TokenGrant& g, store::Connection* c) const;
+  // The provider's token exchange for a code; a refused code -> kAuthRevoked with a safe message.
+  Result<providers::TokenGrant> ExchangeCode(const providers::ProviderInfo& info,
+                                             const api::OAuthCode& code) const;
   // Enqueues (coalesced) one job for a sync config; returns true when a new job was created.
   Result<bool> EnqueueWebhookJob(const store::SyncConfig& cfg);
 
