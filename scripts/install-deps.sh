@@ -6,7 +6,8 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build ccache mold pkg-config make
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libboost-system1.81-dev
-  libssl-dev libsqlite3-dev libtomlplusplus-dev libcli11-dev
+  libssl-dev libsqlite3-dev libtomlplusplus-dev libcli11-dev libpq-dev libhiredis-dev
+  postgresql-15 postgresql-client-15 redis-server util-linux
   libgtest-dev libgmock-dev
   python3 openssl procps ca-certificates curl
   clang-format clang-tidy

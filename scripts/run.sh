@@ -8,6 +8,9 @@
 #                                  --follow, --latency 50ms-300ms, ...).
 #   scripts/run.sh serve [...]     any other syncwell subcommand instead (e.g. the server alone,
 #                                  data in ./syncwell-data unless --data-dir is given).
+#   scripts/run.sh cluster up      a local fleet on loopback: PostgreSQL + Redis (Debian packages,
+#                                  throwaway directory), the simulator, 2 API + 2 worker processes
+#                                  and a scheduler; `cluster status`, `cluster down` (docs/fleet.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -22,6 +25,9 @@ case "${1:-}" in
     DATA_DIR=${SYNCWELL_DATA_DIR:-./syncwell-data}
     echo "data directory: $DATA_DIR (mint a token: $BIN token --data-dir $DATA_DIR --user alice)" >&2
     exec "$BIN" serve --data-dir "$DATA_DIR" "$@" ;;
+  cluster)
+    shift
+    SYNCWELL_BIN="$PWD/$BIN" exec python3 tests/e2e/cluster.py "$@" ;;
   provider-sim|token|admin|config|loadgen|demo)
     exec "$BIN" "$@" ;;
   *)

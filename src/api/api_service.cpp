@@ -184,6 +184,13 @@ HttpResponse ApiService::Handle(const HttpRequest& req) {
     }
     resp.route = m.name;
   }
+  // Every 503 (storage down or restarting, draining, keys unavailable) tells clients when to
+  // come back, whichever path produced it.
+  if (resp.status == 503) {
+    bool has = false;
+    for (const auto& [k, v] : resp.headers) has = has || k == "Retry-After";
+    if (!has) resp.headers.emplace_back("Retry-After", "1");
+  }
   return resp;
 }
 

@@ -1,5 +1,6 @@
-// Operator commands: `syncwell token`, `syncwell admin ...`. They work directly on the data
-// directory (the embedded database is safe to share with a running server: WAL + busy timeout).
+// Operator commands: `syncwell token`, `syncwell admin ...`. They work directly on the backend:
+// the data directory (the embedded database is safe to share with a running server: WAL + busy
+// timeout) or, with storage.postgres_url, the PostgreSQL schema the fleet uses.
 #include <boost/json.hpp>
 #include <iomanip>
 #include <iostream>
@@ -11,9 +12,17 @@
 #include "core/random.hpp"
 #include "providers/capabilities.hpp"
 #include "secrets/secret_box.hpp"
-#include "store/sqlite/sqlite_job_queue.hpp"
 
 namespace syncwell::app {
+
+namespace {
+// Admin commands make single calls: no LISTEN thread, never migrate implicitly.
+BackendOptions AdminBackend() {
+  BackendOptions o;
+  o.listen = false;
+  return o;
+}
+}  // namespace
 
 std::string SecretKeyPath(const config::Settings& s) { return s.storage.data_dir + "/secret.key"; }
 
@@ -39,20 +48,20 @@ int RunToken(const config::Settings& s, const TokenOptions& o) {
 
 int RunAdminUserCreate(const config::Settings& s, const UserCreateOptions& o) {
   SystemClock clock;
-  auto store = OpenStore(s, clock);
-  if (!store) {
-    std::cerr << "syncwell admin user create: " << store.error().message << "\n";
+  auto backend = OpenBackend(s, clock, AdminBackend());
+  if (!backend) {
+    std::cerr << "syncwell admin user create: " << backend.error().message << "\n";
     return 1;
   }
   store::User u;
   u.id = UserId(o.user);
   store::ParseTier(o.tier, &u.tier);
   u.created_at = u.updated_at = clock.Now();
-  if (auto existing = (*store)->GetUser(u.id)) {
+  if (auto existing = (*backend)->store->GetUser(u.id)) {
     u.settings_json = existing->settings_json;
     u.created_at = existing->created_at;
   }
-  if (auto st = (*store)->UpsertUser(u); !st) {
+  if (auto st = (*backend)->store->UpsertUser(u); !st) {
     std::cerr << "syncwell admin user create: " << st.error().message << "\n";
     return 1;
   }
@@ -69,9 +78,9 @@ int RunAdminConnectionCreate(const config::Settings& s, const ConnectionCreateOp
     return 2;
   }
   SystemClock clock;
-  auto store = OpenStore(s, clock);
-  if (!store) {
-    std::cerr << "syncwell admin connection create: " << store.error().message << "\n";
+  auto backend = OpenBackend(s, clock, AdminBackend());
+  if (!backend) {
+    std::cerr << "syncwell admin connection create: " << backend.error().message << "\n";
     return 1;
   }
   auto box = secrets::SecretBox::LoadOrCreate(SecretKeyPath(s));
@@ -100,7 +109,7 @@ int RunAdminConnectionCreate(const config::Settings& s, const ConnectionCreateOp
     c.refresh_token_sealed = *refresh;
   }
   c.created_at = c.updated_at = clock.Now();
-  if (auto st = (*store)->CreateConnection(c); !st) {
+  if (auto st = (*backend)->store->CreateConnection(c); !st) {
     std::cerr << "syncwell admin connection create: " << st.error().message << "\n";
     return 1;
   }
@@ -110,12 +119,12 @@ int RunAdminConnectionCreate(const config::Settings& s, const ConnectionCreateOp
 
 int RunAdminJwksDrop(const config::Settings& s, const std::string& kid) {
   SystemClock clock;
-  auto store = OpenStore(s, clock);
-  if (!store) {
-    std::cerr << "syncwell admin jwks drop: " << store.error().message << "\n";
+  auto backend = OpenBackend(s, clock, AdminBackend());
+  if (!backend) {
+    std::cerr << "syncwell admin jwks drop: " << backend.error().message << "\n";
     return 1;
   }
-  if (auto st = (*store)->AddControlEvent("jwks_drop", kid); !st) {
+  if (auto st = (*backend)->store->AddControlEvent("jwks_drop", kid); !st) {
     std::cerr << "syncwell admin jwks drop: " << st.error().message << "\n";
     return 1;
   }
@@ -123,15 +132,36 @@ int RunAdminJwksDrop(const config::Settings& s, const std::string& kid) {
   return 0;
 }
 
-int RunAdminQueueStats(const config::Settings& s) {
+int RunAdminMigrate(const config::Settings& s) {
   SystemClock clock;
-  auto store = OpenStore(s, clock);
-  if (!store) {
-    std::cerr << "syncwell admin queue stats: " << store.error().message << "\n";
+  if (s.storage.postgres_url.empty()) {
+    auto store = OpenStore(s, clock);
+    if (!store) {
+      std::cerr << "syncwell admin migrate: " << store.error().message << "\n";
+      return 1;
+    }
+    std::cout << "embedded database in " << s.storage.data_dir << " is up to date\n";
+    return 0;
+  }
+  store::pg::PgPool pool(PgSettings(s));
+  auto n = store::pg::Migrate(pool, store::pg::AllMigrations());
+  if (!n) {
+    std::cerr << "syncwell admin migrate: " << n.error().message << "\n";
     return 1;
   }
-  store::SqliteJobQueue queue(**store);
-  auto st = queue.Stats();
+  std::cout << "postgres schema '" << s.storage.postgres_schema << "': " << *n
+            << " migration(s) applied, schema is up to date\n";
+  return 0;
+}
+
+int RunAdminQueueStats(const config::Settings& s) {
+  SystemClock clock;
+  auto backend = OpenBackend(s, clock, AdminBackend());
+  if (!backend) {
+    std::cerr << "syncwell admin queue stats: " << backend.error().message << "\n";
+    return 1;
+  }
+  auto st = (*backend)->queue->Stats();
   if (!st) {
     std::cerr << "syncwell admin queue stats: " << st.error().message << "\n";
     return 1;
@@ -187,19 +217,21 @@ std::string OneLine(std::string s, size_t max) {
 
 // Opens the store and the queue for an admin command; prints the error and returns nullptr.
 struct QueueHandle {
-  std::unique_ptr<store::SqliteStore> store;
-  std::unique_ptr<store::SqliteJobQueue> queue;
+  std::unique_ptr<Backend> backend;
+  store::Store* store = nullptr;
+  queue::JobQueue* queue = nullptr;
 };
 std::optional<QueueHandle> OpenQueue(const config::Settings& s, const Clock& clock,
                                      const char* cmd) {
-  auto store = OpenStore(s, clock);
-  if (!store) {
-    std::cerr << cmd << ": " << store.error().message << "\n";
+  auto backend = OpenBackend(s, clock, AdminBackend());
+  if (!backend) {
+    std::cerr << cmd << ": " << backend.error().message << "\n";
     return std::nullopt;
   }
   QueueHandle h;
-  h.store = std::move(*store);
-  h.queue = std::make_unique<store::SqliteJobQueue>(*h.store);
+  h.backend = std::move(*backend);
+  h.store = h.backend->store;
+  h.queue = h.backend->queue;
   return h;
 }
 

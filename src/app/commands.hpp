@@ -39,6 +39,9 @@ struct ConnectionCreateOptions {
 int RunAdminConnectionCreate(const config::Settings& settings, const ConnectionCreateOptions& o);
 int RunAdminJwksDrop(const config::Settings& settings, const std::string& kid);
 int RunAdminQueueStats(const config::Settings& settings);
+// Applies pending PostgreSQL migrations (storage.postgres_url); embedded: opens (and so
+// migrates) the SQLite database.
+int RunAdminMigrate(const config::Settings& settings);
 
 // Dead-letter queue (SPEC S3). Output never contains message bodies' health data (there is none:
 // bodies are job envelopes of ids) and shows users only as hashed ids.

@@ -24,17 +24,17 @@ struct CommonFlags {
         "embedded data directory (database, dev keys, secret key)");
     cmd->add_option_function<std::string>(
         "--postgres-url", [this](const std::string& v) { flags["storage.postgres_url"] = v; },
-        "PostgreSQL URL (scale-out; not available yet)");
+        "PostgreSQL URL (scale-out; with --redis-url)");
     cmd->add_option_function<std::string>(
         "--redis-url", [this](const std::string& v) { flags["storage.redis_url"] = v; },
-        "Redis URL (scale-out; not available yet)");
+        "Redis URL (scale-out; with --postgres-url)");
     if (!server_flags) return;
     cmd->add_option_function<std::string>(
         "--listen", [this](const std::string& v) { flags["server.listen"] = v; },
         "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 = any)");
     cmd->add_option_function<std::string>(
         "--role", [this](const std::string& v) { flags["server.role"] = v; },
-        "all|api|worker (scheduler: later issue)");
+        "all|api|worker|scheduler");
     cmd->add_option_function<std::string>(
         "--providers-sim-url", [this](const std::string& v) { flags["providers.sim_url"] = v; },
         "point every provider without its own base_url at `syncwell provider-sim`");
@@ -142,6 +142,11 @@ int main(int argc, char** argv) {
   auto* queue_stats = queue_cmd->add_subcommand("stats", "queue depth and counters");
   qs_flags.Add(queue_stats, false);
 
+  CommonFlags mg_flags;
+  auto* migrate_cmd = admin->add_subcommand(
+      "migrate", "apply pending PostgreSQL schema migrations (embedded SQLite migrates on open)");
+  mg_flags.Add(migrate_cmd, false);
+
   auto* dlq_cmd = admin->add_subcommand("dlq", "dead-letter queue")->require_subcommand(1);
   CommonFlags dl_flags, ds_flags, dr_flags, dp_flags;
   size_t dlq_limit = 100;
@@ -244,6 +249,7 @@ int main(int argc, char** argv) {
     return cc_flags.Load(&s) ? syncwell::app::RunAdminConnectionCreate(s, cc_opts) : 2;
   if (*jwks_drop) return jd_flags.Load(&s) ? syncwell::app::RunAdminJwksDrop(s, kid) : 2;
   if (*queue_stats) return qs_flags.Load(&s) ? syncwell::app::RunAdminQueueStats(s) : 2;
+  if (*migrate_cmd) return mg_flags.Load(&s) ? syncwell::app::RunAdminMigrate(s) : 2;
   if (*dlq_list) return dl_flags.Load(&s) ? syncwell::app::RunAdminDlqList(s, dlq_limit) : 2;
   if (*dlq_show) return ds_flags.Load(&s) ? syncwell::app::RunAdminDlqShow(s, dlq_id) : 2;
   if (*dlq_redrive)

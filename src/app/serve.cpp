@@ -2,6 +2,7 @@
 // SIGTERM/SIGINT and drains.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -21,12 +22,14 @@
 #include "auth/dev_issuer.hpp"
 #include "auth/jwks.hpp"
 #include "auth/jwt.hpp"
+#include "cache/redis/redis_counter.hpp"
 #include "core/log.hpp"
 #include "net/http_client.hpp"
 #include "ratelimit/backoff.hpp"
 #include "ratelimit/delay_tracker.hpp"
+#include "ratelimit/redis/redis_limiter.hpp"
 #include "secrets/secret_box.hpp"
-#include "store/sqlite/sqlite_job_queue.hpp"
+#include "store/postgres/pg_leases.hpp"
 #include "sync/circuit_breaker.hpp"
 #include "sync/sync_engine.hpp"
 #include "worker/scripted_handler.hpp"
@@ -48,17 +51,40 @@ class VerifierAuthenticator final : public api::Authenticator {
   auth::TokenVerifier& v_;
 };
 
-// Background upkeep on one thread: admin control events (JWKS key drops), asynchronous user
-// deletion, idempotency record expiry. Stops promptly on Stop().
+// Background upkeep on one thread, once a second:
+//  * every process: admin control events (JWKS key drops) -- each API process caches keys;
+//  * global duties, run by ONE process of a fleet: asynchronous user deletion, idempotency
+//    record expiry and, on PostgreSQL, queue dedup expiry and finished-job deletion. Embedded:
+//    this process. Scale-out: the scheduler-role process that holds shard 0's lease (shard
+//    ownership leases in PostgreSQL, renewed every ttl/3; a dead owner's shards move to the
+//    others after the ttl).
+// Stops promptly on Stop() and releases its leases so another process takes over at once.
 class Housekeeper {
  public:
-  Housekeeper(store::Store& store, auth::TokenVerifier& verifier, const Clock& clock,
-              std::chrono::milliseconds idem_retention)
-      : store_(store), verifier_(verifier), clock_(clock), idem_retention_(idem_retention) {}
+  Housekeeper(Backend& backend, auth::TokenVerifier& verifier, const Clock& clock,
+              const config::Settings& s, bool scheduler_role, obs::Registry& metrics)
+      : backend_(backend),
+        store_(*backend.store),
+        verifier_(verifier),
+        clock_(clock),
+        idem_retention_(s.api.idempotency_retention),
+        job_retention_(s.storage.job_retention) {
+    if (backend.scale_out && scheduler_role) {
+      leases_ = std::make_unique<store::pg::ShardLeases>(*backend.pg, FleetMemberId(s),
+                                                         store::pg::ShardLeaseSettings{}, clock);
+    }
+    metrics.AddGauge("syncwell_scheduler_shards_owned",
+                     "Scheduler shards this process holds a lease on (scale-out)",
+                     [this] { return static_cast<double>(shards_owned_.load()); });
+    metrics.AddGauge("syncwell_housekeeping_leader",
+                     "1 when this process runs the fleet-wide housekeeping duties",
+                     [this] { return leader_.load() ? 1.0 : 0.0; });
+  }
 
   void Start() {
     // Control events written before this start are history: skip them.
     if (auto ev = store_.ControlEventsAfter(0); ev && !ev->empty()) last_seq_ = ev->back().seq;
+    if (!backend_.scale_out) leader_ = true;
     thread_ = std::thread([this] { Loop(); });
   }
   void Stop() {
@@ -68,23 +94,71 @@ class Housekeeper {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (leases_) {
+      if (auto st = leases_->ReleaseAll(); !st)
+        log::Warn("shard leases not released", {{"error", st.error().message}});
+    }
   }
 
  private:
+  static std::string FleetMemberId(const config::Settings& s) {
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    return std::string(host) + ":" + std::to_string(::getpid()) + ":" + s.server.listen;
+  }
+
   void Loop() {
     int tick = 0;
     std::unique_lock lock(mu_);
     while (!stop_) {
       lock.unlock();
       PollControl();
-      PurgeDeletedUsers();
-      if (tick++ % 600 == 0) {
-        auto n = store_.PurgeIdempotencyBefore(clock_.Now() - idem_retention_);
-        if (n && *n > 0)
-          log::Info("expired idempotency records purged", {{"count", std::to_string(*n)}});
+      if (leases_ && tick % 5 == 0) RenewLeases();
+      if (leader_) {
+        PurgeDeletedUsers();
+        if (tick % 600 == 0) PurgeExpired();
       }
+      ++tick;
       lock.lock();
       cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; });
+    }
+  }
+
+  void RenewLeases() {
+    auto held = leases_->Renew();
+    if (!held) {
+      // Cannot prove ownership: stop the global duties until a renewal succeeds.
+      leader_ = false;
+      shards_owned_ = 0;
+      log::Warn("shard lease renewal failed", {{"error", held.error().message}});
+      return;
+    }
+    const bool was = leader_;
+    leader_ = !held->empty() && held->front() == 0;
+    shards_owned_ = static_cast<int64_t>(held->size());
+    if (leader_ != was)
+      log::Info(
+          leader_ ? "housekeeping leader: this process" : "housekeeping leader: another process",
+          {{"shards", std::to_string(held->size())}});
+  }
+
+  void PurgeExpired() {
+    auto n = store_.PurgeIdempotencyBefore(clock_.Now() - idem_retention_);
+    if (n && *n > 0)
+      log::Info("expired idempotency records purged", {{"count", std::to_string(*n)}});
+    if (backend_.pg_queue) {
+      auto h = backend_.pg_queue->Housekeep();
+      if (h && h->dedup_rows_deleted > 0)
+        log::Info("expired dedup rows purged", {{"count", std::to_string(h->dedup_rows_deleted)}});
+    }
+    if (backend_.pg_store) {
+      int64_t total = 0;
+      for (int i = 0; i < 100; ++i) {  // bounded batches: short transactions, vacuum-friendly
+        auto j = backend_.pg_store->PurgeFinishedJobsBefore(clock_.Now() - job_retention_, 5000);
+        if (!j || *j == 0) break;
+        total += *j;
+      }
+      if (total > 0) log::Info("finished jobs purged", {{"count", std::to_string(total)}});
     }
   }
 
@@ -115,10 +189,15 @@ class Housekeeper {
     }
   }
 
+  Backend& backend_;
   store::Store& store_;
   auth::TokenVerifier& verifier_;
   const Clock& clock_;
   std::chrono::milliseconds idem_retention_;
+  std::chrono::milliseconds job_retention_;
+  std::unique_ptr<store::pg::ShardLeases> leases_;
+  std::atomic<bool> leader_{false};
+  std::atomic<int64_t> shards_owned_{0};
   int64_t last_seq_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -199,9 +278,10 @@ void AddQueueMetrics(obs::Registry& metrics, QueueStatsCache& cache) {
                    });
 }
 
-// The HTTP surface of `--role worker`: health, readiness and metrics only (no API routes).
+// The HTTP surface of `--role worker` and `--role scheduler`: health, readiness and metrics only
+// (no API routes).
 api::HttpResponse OpsOnly(const api::HttpRequest& r, obs::Registry& metrics,
-                          const std::atomic<bool>& draining) {
+                          const std::atomic<bool>& draining, const std::string& role) {
   api::HttpResponse resp;
   resp.route = r.path;
   if (r.method == "GET" && r.path == "/healthz") {
@@ -215,7 +295,8 @@ api::HttpResponse OpsOnly(const api::HttpRequest& r, obs::Registry& metrics,
   } else {
     resp.status = 404;
     resp.route = "unmatched";
-    resp.body = R"({"code":"NOT_FOUND","detail":"worker role: only /healthz, /readyz, /metrics"})";
+    resp.body =
+        R"({"code":"NOT_FOUND","detail":")" + role + R"( role: only /healthz, /readyz, /metrics"})";
   }
   return resp;
 }
@@ -225,14 +306,9 @@ api::HttpResponse OpsOnly(const api::HttpRequest& r, obs::Registry& metrics,
 int RunServe(const config::Settings& s) {
   log::Level level;
   if (log::ParseLevel(s.log.level, &level)) log::SetLevel(level);
-  if (s.server.role != "all" && s.server.role != "api" && s.server.role != "worker") {
-    std::cerr << "syncwell serve: role '" << s.server.role
-              << "' has nothing to run yet (the scheduler arrives with its issue); use --role "
-                 "all, api or worker\n";
-    return 2;
-  }
-  const bool run_api = s.server.role != "worker";
-  const bool run_worker = s.server.role != "api";
+  const bool run_api = s.server.role == "all" || s.server.role == "api";
+  const bool run_worker = s.server.role == "all" || s.server.role == "worker";
+  const bool run_scheduler = s.server.role == "all" || s.server.role == "scheduler";
   auto hp = api::ParseHostPort(s.server.listen);
   if (!hp) {
     std::cerr << "syncwell serve: --listen " << hp.error().message << "\n";
@@ -248,11 +324,19 @@ int RunServe(const config::Settings& s) {
   signal(SIGPIPE, SIG_IGN);
 
   SystemClock clock;
-  auto store = OpenStore(s, clock);
-  if (!store) {
-    std::cerr << "syncwell serve: " << store.error().message << "\n";
+  queue::QueueSettings qs;
+  qs.visibility_timeout = s.worker.visibility_timeout;
+  BackendOptions bo;
+  bo.queue = qs;
+  bo.listen = run_worker;  // long-polling receivers wake on NOTIFY
+  obs::Registry metrics;
+  auto backend = OpenBackend(s, clock, bo, &metrics);
+  if (!backend) {
+    std::cerr << "syncwell serve: " << backend.error().message << "\n";
     return 1;
   }
+  store::Store& store = *(*backend)->store;
+  queue::JobQueue& queue = *(*backend)->queue;
 
   // Token verification: the dev issuer in dev mode, else the configured identity provider.
   std::unique_ptr<auth::JwksSource> jwks_source;
@@ -296,7 +380,6 @@ int RunServe(const config::Settings& s) {
   }
   VerifierAuthenticator authenticator(*verifier);
 
-  obs::Registry metrics;
   metrics.AddCounterFn("syncwell_auth_decision_cache_hits_total",
                        "Token decisions answered from the cache",
                        [&] { return static_cast<double>(verifier->cache_hits()); });
@@ -309,9 +392,6 @@ int RunServe(const config::Settings& s) {
                             m = static_cast<double>(verifier->cache_misses());
                      return h + m > 0 ? h / (h + m) : 0.0;
                    });
-  queue::QueueSettings qs;
-  qs.visibility_timeout = s.worker.visibility_timeout;
-  store::SqliteJobQueue queue(**store, qs);
   QueueStatsCache stats_cache(queue);
   AddQueueMetrics(metrics, stats_cache);
 
@@ -321,7 +401,29 @@ int RunServe(const config::Settings& s) {
     std::cerr << "syncwell serve: " << limiter_settings.error().message << "\n";
     return 2;
   }
-  ratelimit::InProcessLimiter limiter(clock, *limiter_settings);
+  // Provider quotas are shared by the whole fleet: in Redis when scaled out (SPEC S6).
+  std::unique_ptr<ratelimit::RateLimiter> limiter_owner;
+  std::unique_ptr<sync::Counter> confidence;  // null: the engine keeps one in process
+  if ((*backend)->scale_out) {
+    ratelimit::RedisLimiterSettings rls;
+    rls.providers = limiter_settings->providers;
+    rls.reserve = limiter_settings->reserve;
+    rls.max_retry_after = limiter_settings->max_retry_after;
+    auto redis_limiter =
+        std::make_unique<ratelimit::RedisLimiter>(*(*backend)->redis, clock, std::move(rls));
+    ratelimit::RedisLimiter* rl = redis_limiter.get();
+    metrics.AddCounterFn("syncwell_ratelimit_unavailable_total",
+                         "Limiter calls that could not reach Redis (safe mode: jobs deferred)",
+                         [rl] { return static_cast<double>(rl->Stats().unavailable); });
+    metrics.AddGauge("syncwell_ratelimit_available",
+                     "1 when the shared rate limiter (Redis) is reachable",
+                     [rl] { return rl->Available() ? 1.0 : 0.0; });
+    limiter_owner = std::move(redis_limiter);
+    confidence = std::make_unique<cache::RedisCounter>(*(*backend)->redis);
+  } else {
+    limiter_owner = std::make_unique<ratelimit::InProcessLimiter>(clock, *limiter_settings);
+  }
+  ratelimit::RateLimiter& limiter = *limiter_owner;
   ratelimit::DelayTracker delay_tracker(clock);
   ratelimit::DefaultRandomSource random;
   // Providers: one connector per configured provider, tokens sealed with the data dir's key.
@@ -345,8 +447,8 @@ int RunServe(const config::Settings& s) {
     sync::SyncEngineSettings es;
     es.initial_lookback = s.sync.initial_lookback;
     es.max_records_per_job = static_cast<size_t>(s.sync.max_records_per_job);
-    engine = std::make_unique<sync::SyncEngine>(**store, registry, *box, limiter, breakers, clock,
-                                                metrics, es);
+    engine = std::make_unique<sync::SyncEngine>(store, registry, *box, limiter, breakers, clock,
+                                                metrics, es, confidence.get());
   }
   if (run_worker) {
     if (s.worker.handler == "sync") {
@@ -376,7 +478,7 @@ int RunServe(const config::Settings& s) {
     ws.retry_backoff = ratelimit::BackoffSettings{s.worker.retry_base, s.worker.retry_cap};
     ws.defer_backoff = ws.retry_backoff;
     worker::JobHandler& job_handler = handler ? *handler : *engine;
-    pool = std::make_unique<worker::WorkerPool>(ws, queue, **store, limiter, job_handler, clock,
+    pool = std::make_unique<worker::WorkerPool>(ws, queue, store, limiter, job_handler, clock,
                                                 metrics, random, &delay_tracker);
   }
 
@@ -384,8 +486,8 @@ int RunServe(const config::Settings& s) {
   as.idempotency_retention = s.api.idempotency_retention;
   as.user_rate_per_second = s.api.user_rate_per_second;
   as.user_burst = s.api.user_burst;
-  api::ApiService service(as, **store, authenticator, clock, metrics, OpenApiDocument());
-  SyncProviderGateway gateway(registry, *box, **store, engine.get(), clock, metrics);
+  api::ApiService service(as, store, authenticator, clock, metrics, OpenApiDocument());
+  SyncProviderGateway gateway(registry, *box, store, engine.get(), clock, metrics);
   service.SetProviderGateway(&gateway);
 
   api::HttpServerSettings hs;
@@ -406,17 +508,18 @@ int RunServe(const config::Settings& s) {
   api::HttpServer server(
       hs,
       [&](const api::HttpRequest& r) {
-        return run_api ? service.Handle(r) : OpsOnly(r, metrics, ops_draining);
+        return run_api ? service.Handle(r) : OpsOnly(r, metrics, ops_draining, s.server.role);
       },
       metrics);
   if (auto st = server.Start(); !st) {
     std::cerr << "syncwell serve: " << st.error().message << "\n";
     return 1;
   }
-  Housekeeper housekeeper(**store, *verifier, clock, s.api.idempotency_retention);
+  Housekeeper housekeeper(**backend, *verifier, clock, s, run_scheduler, metrics);
   housekeeper.Start();
   if (pool) pool->Start();
   log::Info("listening", {{"address", hp->first + ":" + std::to_string(server.port())},
+                          {"backend", (*backend)->scale_out ? "postgres+redis" : "embedded"},
                           {"data_dir", s.storage.data_dir},
                           {"role", s.server.role}});
   // A machine-readable line on stdout for scripts and tests that start the server on port 0.
@@ -435,7 +538,7 @@ int RunServe(const config::Settings& s) {
   server.Stop();
   worker_drain.join();
   housekeeper.Stop();
-  (*store)->Stop();
+  (*backend)->Stop();
   log::Info("stopped");
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 
+#include "cache/redis/redis_cache.hpp"
 #include "providers/capabilities.hpp"
 
 namespace syncwell::app {
@@ -33,7 +34,6 @@ Status EnsureDataDir(const std::string& dir) {
 
 Result<std::unique_ptr<store::SqliteStore>> OpenStore(const config::Settings& s,
                                                       const Clock& clock) {
-  if (auto st = CheckEmbeddedOnly(s); !st) return st.error();
   if (auto st = EnsureDataDir(s.storage.data_dir); !st) return st.error();
   store::SqliteSettings ss;
   ss.data_dir = s.storage.data_dir;
@@ -49,6 +49,83 @@ Result<std::unique_ptr<store::SqliteStore>> OpenStore(const config::Settings& s,
                                           st.error().message);
   }
   return store;
+}
+
+void Backend::Stop() {
+  if (pg_queue) pg_queue->Stop();
+  if (sqlite) sqlite->Stop();
+}
+
+store::pg::PgPoolSettings PgSettings(const config::Settings& s) {
+  store::pg::PgPoolSettings ps;
+  ps.url = s.storage.postgres_url;
+  ps.schema = s.storage.postgres_schema;
+  ps.size = static_cast<size_t>(s.storage.postgres_pool_size);
+  return ps;
+}
+
+redis::RedisSettings RedisClientSettings(const config::Settings& s) {
+  redis::RedisSettings rs;
+  rs.url = s.storage.redis_url;
+  rs.pool_size = static_cast<size_t>(std::clamp(s.storage.postgres_pool_size, 2, 64));
+  rs.key_prefix = "sw:" + s.storage.postgres_schema + ":";
+  return rs;
+}
+
+Result<std::unique_ptr<Backend>> OpenBackend(const config::Settings& s, const Clock& clock,
+                                             const BackendOptions& options,
+                                             obs::Registry* metrics) {
+  auto b = std::make_unique<Backend>();
+  if (s.storage.postgres_url.empty()) {
+    auto st = OpenStore(s, clock);
+    if (!st) return st.error();
+    b->sqlite = std::move(*st);
+    b->sqlite_queue = std::make_unique<store::SqliteJobQueue>(*b->sqlite, options.queue);
+    b->store = b->sqlite.get();
+    b->queue = b->sqlite_queue.get();
+    return b;
+  }
+  b->scale_out = true;
+  b->pg = std::make_unique<store::pg::PgPool>(PgSettings(s));
+  const auto migrations = store::pg::AllMigrations();
+  if (options.migrate) {
+    auto n = store::pg::Migrate(*b->pg, migrations);
+    if (!n) return MakeError(n.error().code, "postgres migrate: " + n.error().message);
+  } else {
+    auto pending = store::pg::PendingMigrations(*b->pg, migrations);
+    if (!pending) return MakeError(pending.error().code, "postgres: " + pending.error().message);
+    if (*pending > 0) {
+      return MakeError(Errc::kPermanent,
+                       "postgres schema '" + s.storage.postgres_schema + "' needs " +
+                           std::to_string(*pending) +
+                           " migration(s): run `syncwell admin migrate` with the same "
+                           "--postgres-url first");
+    }
+  }
+  const auto dedup = std::chrono::duration_cast<std::chrono::seconds>(s.api.dedup_window);
+  b->pg_store = std::make_unique<store::PostgresStore>(
+      *b->pg, clock, dedup,
+      std::chrono::duration_cast<std::chrono::hours>(s.api.idempotency_retention));
+  queue::QueueSettings qs = options.queue;
+  qs.dedup_window = dedup;
+  b->pg_queue = std::make_unique<store::PostgresJobQueue>(*b->pg, qs, clock);
+  if (options.listen) {
+    if (auto st = b->pg_queue->Start(); !st) return st.error();
+  }
+  // Redis is not contacted here: a Redis that is down at start-up only means cache misses and
+  // deferred jobs until it is back (SPEC S8), never a process that refuses to start.
+  b->redis = std::make_unique<redis::RedisClient>(RedisClientSettings(s));
+  b->cache = std::make_unique<cache::RedisCache>(*b->redis);
+  b->cache_aside = std::make_unique<cache::CacheAside>(*b->cache, metrics,
+                                                       cache::CacheAsideSettings{.name = "config"});
+  // Connections (sealed provider tokens) are always read from PostgreSQL: a refresh that races
+  // another process must see the newest tokens, even if a Redis blip lost an invalidation.
+  b->caching_store = std::make_unique<cache::CachingStore>(
+      *b->pg_store, *b->cache_aside, clock, metrics,
+      cache::CachingStoreSettings{.cache_connections = false});
+  b->store = b->caching_store.get();
+  b->queue = b->pg_queue.get();
+  return b;
 }
 
 Result<ratelimit::InProcessLimiterSettings> LimiterSettings(const config::Settings& s) {

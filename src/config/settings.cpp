@@ -200,9 +200,22 @@ const std::vector<Key>& Keys() {
         Str("storage.data_dir", [](Settings& s) -> std::string& { return s.storage.data_dir; }),
         Str("storage.synchronous",
             [](Settings& s) -> std::string& { return s.storage.synchronous; }, {"FULL", "NORMAL"}),
-        Str("storage.postgres_url",
-            [](Settings& s) -> std::string& { return s.storage.postgres_url; }),
-        Str("storage.redis_url", [](Settings& s) -> std::string& { return s.storage.redis_url; }),
+        // URLs may hold passwords: printed redacted.
+        Secret("storage.postgres_url",
+               [](Settings& s) -> std::string& { return s.storage.postgres_url; }),
+        Secret("storage.redis_url",
+               [](Settings& s) -> std::string& { return s.storage.redis_url; }),
+        Str("storage.postgres_schema",
+            [](Settings& s) -> std::string& { return s.storage.postgres_schema; }),
+        Int(
+            "storage.postgres_pool_size",
+            [](const Settings& s) { return static_cast<int64_t>(s.storage.postgres_pool_size); },
+            [](Settings& s, int64_t v) { s.storage.postgres_pool_size = static_cast<int>(v); }, 1,
+            1000),
+        Dur(
+            "storage.job_retention",
+            [](Settings& s) -> milliseconds& { return s.storage.job_retention; },
+            milliseconds(3'600'000), milliseconds(365 * 86'400'000LL)),
         Str("auth.issuer", [](Settings& s) -> std::string& { return s.auth.issuer; }),
         Str("auth.audience", [](Settings& s) -> std::string& { return s.auth.audience; }),
         Str("auth.jwks", [](Settings& s) -> std::string& { return s.auth.jwks; }),
@@ -487,6 +500,13 @@ Result<Settings> Load(const Sources& sources) {
   // Cross-field validation.
   if (s.storage.data_dir.empty())
     return MakeError(Errc::kInvalidArgument, "storage.data_dir must not be empty");
+  if (s.storage.postgres_url.empty() != s.storage.redis_url.empty()) {
+    return MakeError(Errc::kInvalidArgument,
+                     "scale-out needs both storage.postgres_url and storage.redis_url (a fleet "
+                     "shares state in PostgreSQL and quotas in Redis); set both or neither");
+  }
+  if (s.storage.postgres_schema.empty())
+    return MakeError(Errc::kInvalidArgument, "storage.postgres_schema must not be empty");
   if (s.server.listen.rfind(':') == std::string::npos) {
     return MakeError(Errc::kInvalidArgument,
                      "server.listen = '" + s.server.listen + "': expected HOST:PORT");

@@ -29,8 +29,14 @@ struct ServerSettings {
 struct StorageSettings {
   std::string data_dir = "./syncwell-data";
   std::string synchronous = "FULL";  // FULL survives power loss; NORMAL survives kill -9 only
-  std::string postgres_url;          // scale-out (not yet available)
-  std::string redis_url;
+  // Scale-out (set both or neither): PostgreSQL holds state and jobs, Redis quotas, caches and
+  // counters (ARCHITECTURE §1).
+  std::string postgres_url;  // libpq URL or "key=value" string
+  std::string redis_url;     // redis://[:password@]host:port[/db]
+  std::string postgres_schema = "syncwell";
+  int postgres_pool_size = 16;  // connections per process
+  // Finished (SUCCEEDED/FAILED) job rows are deleted after this (PostgreSQL housekeeping).
+  std::chrono::milliseconds job_retention{7 * 86'400'000LL};
 };
 
 struct AuthSettings {

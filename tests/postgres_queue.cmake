@@ -1,0 +1,2 @@
+# postgres_queue tests
+syncwell_add_test(NAME job_queue_pg_conformance_test SOURCES postgres/job_queue_pg_conformance_test.cpp LIBS syncwell_store_postgres LABELS postgres conformance)
