@@ -27,8 +27,8 @@ free_port() {
 WORK=$(mktemp -d /tmp/syncwell-services-XXXXXX)
 chmod 755 "$WORK"
 PG_PID="" REDIS_PID=""
-as_pg() {
-  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+as_pg() {  # from $WORK: the postgres user may not be allowed into the caller's directory
+  if [[ $(id -u) -eq 0 ]]; then (cd "$WORK" && runuser -u postgres -- "$@"); else "$@"; fi
 }
 cleanup() {
   local rc=$?
@@ -46,9 +46,13 @@ mkdir -p "$WORK/pg" "$WORK/log"
 if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$WORK/pg" "$WORK/log"; fi
 as_pg "$PG_BINDIR/initdb" -D "$WORK/pg" -U postgres --auth=trust -E UTF8 --no-instructions >"$WORK/initdb.log" 2>&1 ||
   { cat "$WORK/initdb.log" >&2; exit 2; }
-# Tests need speed, not durability (bench/ starts its own durable server).
-as_pg "$PG_BINDIR/pg_ctl" -D "$WORK/pg" -l "$WORK/log/pg.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB" \
+# Tests need speed, not durability; SYNCWELL_PG_DURABLE=1 (benchmarks) keeps PostgreSQL's
+# defaults: fsync, synchronous_commit and full-page writes on.
+PG_OPTS="-c listen_addresses=127.0.0.1 -p $PG_PORT -k $WORK/pg -c max_connections=300 -c shared_buffers=128MB"
+if [[ "${SYNCWELL_PG_DURABLE:-0}" != 1 ]]; then
+  PG_OPTS+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+fi
+as_pg "$PG_BINDIR/pg_ctl" -D "$WORK/pg" -l "$WORK/log/pg.log" -w -t 60 -o "$PG_OPTS" \
   start >/dev/null || { cat "$WORK/log/pg.log" >&2; exit 2; }
 PG_PID=$(head -1 "$WORK/pg/postmaster.pid")
 

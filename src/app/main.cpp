@@ -7,6 +7,7 @@
 #include "app/commands.hpp"
 #include "config/settings.hpp"
 #include "loadgen/loadgen.hpp"
+#include "loadgen/plan_runner.hpp"
 
 namespace {
 
@@ -173,7 +174,7 @@ int main(int argc, char** argv) {
   bool no_idem = false;
   auto* loadgen =
       app.add_subcommand("loadgen", "open-loop HTTP load generator (no coordinated omission)");
-  loadgen->add_option("--target", lg.target, "http://host:port[/path]")->required();
+  loadgen->add_option("--target", lg.target, "http://host:port[/path]");
   loadgen->add_option("--rate", lg.rate, "requests/s (0 = saturation, closed loop)");
   loadgen->add_option("--duration", lg_duration, "e.g. 30s");
   loadgen->add_option("--connections", lg.connections, "keep-alive connections");
@@ -189,6 +190,21 @@ int main(int argc, char** argv) {
   loadgen->add_option("--tokens", lg.tokens_file, "lines: TOKEN [SRC_CONN DST_CONN]");
   loadgen->add_flag("--random-tokens", lg.random_tokens, "pick token lines at random");
   loadgen->add_flag("--no-idempotency-key", no_idem, "do not send a fresh Idempotency-Key");
+  // S14 plan mode (src/loadgen/plan_runner.hpp): --plan replaces --target/--rate/--duration.
+  syncwell::loadgen::PlanOptions lp;
+  std::string lp_follow_timeout = "60s";
+  loadgen->add_option("--plan", lp.plan, "S14 load-test plan: brief or smoke");
+  loadgen->add_option("--scale", lp.scale, "plan: multiply every phase duration by this");
+  loadgen->add_option("--targets", lp.targets, "plan: URL[,URL...], round-robin per request")
+      ->delimiter(',');
+  loadgen->add_option("--report-json", lp.report_json, "plan: write the JSON report here");
+  loadgen->add_option("--metrics-url", lp.metrics_urls, "plan: Prometheus URL[,URL...]")
+      ->delimiter(',');
+  loadgen->add_option("--retry-share", lp.retry_share, "plan: share of client retries (same key)");
+  loadgen->add_option("--follow-jobs", lp.follow_jobs, "plan: accepted jobs followed per phase");
+  loadgen->add_option("--follow-timeout", lp_follow_timeout, "plan: give up following after D");
+  loadgen->add_option("--jobs-out", lp.jobs_out, "plan: write every accepted job id here");
+  loadgen->add_option("--seed", lp.seed, "plan: RNG seed (0 = random)");
 
   syncwell::app::ProviderSimOptions sim_opts;
   auto* sim = app.add_subcommand(
@@ -260,7 +276,26 @@ int main(int argc, char** argv) {
     demo_opts.timeout = std::chrono::seconds(demo_timeout_s);
     return syncwell::app::RunDemo(demo_opts);
   }
+  if (*loadgen && !lp.plan.empty()) {
+    auto ft = syncwell::loadgen::ParseDuration(lp_follow_timeout);
+    auto t = syncwell::loadgen::ParseDuration(lg_timeout);
+    if (!ft || !t) {
+      std::cerr << "syncwell loadgen: bad --follow-timeout or --timeout\n";
+      return 2;
+    }
+    lp.follow_timeout = *ft;
+    lp.timeout = *t;
+    lp.tokens_file = lg.tokens_file;
+    lp.threads = lg.threads;
+    if (loadgen->count("--connections") > 0) lp.connections = lg.connections;
+    if (loadgen->count("--max-connections") > 0) lp.max_connections = lg.max_connections;
+    return syncwell::loadgen::RunPlan(lp, std::cout);
+  }
   if (*loadgen) {
+    if (lg.target.empty()) {
+      std::cerr << "syncwell loadgen: --target (or --plan) is required\n";
+      return 2;
+    }
     auto d = syncwell::loadgen::ParseDuration(lg_duration);
     auto t = syncwell::loadgen::ParseDuration(lg_timeout);
     if (!d || !t) {

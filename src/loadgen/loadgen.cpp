@@ -18,6 +18,7 @@
 
 #include "core/asio.hpp"
 #include "core/log.hpp"
+#include "loadgen/engine.hpp"
 #include "loadgen/report.hpp"
 #include "loadgen/request_plan.hpp"
 #include "loadgen/response_parser.hpp"
@@ -59,6 +60,8 @@ struct WorkerConfig {
   bool head_request = false;
   tcp::resolver::results_type endpoints;
   const RequestPlan* plan = nullptr;
+  RequestSource* source = nullptr;  // plan mode: requests come from here instead of `plan`
+  int target = 0;                   // the source's index of this worker's target
 };
 
 // One keep-alive connection. Owned by its Worker (pointer-stable in a vector of unique_ptr),
@@ -72,6 +75,8 @@ struct Conn {
   uint64_t served = 0;              // responses on the current socket
   std::vector<char> rbuf;
   std::array<char, 64> idem{};
+  Outgoing out;      // source mode: the request in flight
+  std::string body;  // source mode: captured response body
 };
 
 // Runs one share of the load on its own io_context. Lifecycle: construct, Run() (blocks until
@@ -304,6 +309,8 @@ class Worker {
     }
   }
 
+  static inline const RequestPlan::Entry kNoEntry{};
+
   const RequestPlan::Entry& PickEntry() {
     const auto& entries = cfg_.plan->entries;
     if (entries.size() == 1) return entries[0];
@@ -337,9 +344,13 @@ class Worker {
     c->timed_out = false;
     c->deadline_ns = sched + cfg_.timeout_ns;
 
-    const auto& e = PickEntry();
+    if (cfg_.source != nullptr) {
+      cfg_.source->Next(cfg_.index, cfg_.target, &c->out);
+      c->body.clear();
+    }
+    const auto& e = cfg_.source != nullptr ? kNoEntry : PickEntry();
     size_t idem_len = 0;
-    if (cfg_.plan->idempotency_key) {
+    if (cfg_.source == nullptr && cfg_.plan->idempotency_key) {
       constexpr std::string_view kName = "Idempotency-Key: ";
       std::copy(kName.begin(), kName.end(), c->idem.begin());
       uuid_.Write(c->idem.data() + kName.size());
@@ -349,8 +360,10 @@ class Worker {
     }
     c->idem[idem_len++] = '\r';
     c->idem[idem_len++] = '\n';
-    const std::array<asio::const_buffer, 3> bufs{
+    std::array<asio::const_buffer, 3> bufs{
         asio::buffer(e.head), asio::buffer(c->idem.data(), idem_len), asio::buffer(e.body)};
+    if (cfg_.source != nullptr)
+      bufs = {asio::buffer(c->out.bytes), asio::const_buffer(), asio::const_buffer()};
     ++stats_.sent;
     *sent_at = NowNs();
     {
@@ -378,6 +391,8 @@ class Worker {
       co_return Outcome::kIo;
     }
     const size_t have = used - head.head_bytes;
+    const bool capture = cfg_.source != nullptr && c->out.capture_body;
+    if (capture) c->body.assign(c->rbuf.data() + head.head_bytes, std::min(have, kMaxCapturedBody));
     if (body >= 0) {
       if (have > static_cast<size_t>(body)) {  // bytes beyond the response: we never pipeline
         Close(c);
@@ -389,6 +404,8 @@ class Worker {
         auto [ec, n] =
             co_await c->sock.async_read_some(asio::buffer(c->rbuf.data(), want), kUseTuple);
         if (ec) co_return Failed(c, ec, false);
+        if (capture && c->body.size() < kMaxCapturedBody)
+          c->body.append(c->rbuf.data(), std::min(n, kMaxCapturedBody - c->body.size()));
         remaining -= static_cast<int64_t>(n);
       }
     } else {  // body delimited by EOF
@@ -405,6 +422,7 @@ class Worker {
     ++c->served;
     if (!head.keep_alive) Close(c);
     *status = head.status;
+    if (cfg_.source != nullptr) cfg_.source->OnResponse(cfg_.index, c->out, head.status, c->body);
     co_return Outcome::kOk;
   }
 
@@ -467,6 +485,46 @@ class Worker {
   int64_t drain_deadline_ns_ = 0;
   int64_t last_done_ns_ = 0;
 };
+
+// HttpGet's exchange on a private io_context; the caller bounds it with run_for().
+awaitable<void> GetOnce(tcp::resolver::results_type endpoints, std::string request,
+                        Result<SimpleResponse>* result) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::socket sock(ex);
+  auto [cec, ep] = co_await asio::async_connect(sock, endpoints, kUseTuple);
+  if (cec) {
+    *result = MakeError(Errc::kUnavailable, "connect: " + cec.message());
+    co_return;
+  }
+  auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(request), kUseTuple);
+  if (wec) {
+    *result = MakeError(Errc::kUnavailable, "write: " + wec.message());
+    co_return;
+  }
+  std::string buf;
+  std::array<char, 16384> chunk{};
+  for (;;) {
+    auto [rec, n] = co_await sock.async_read_some(asio::buffer(chunk), kUseTuple);
+    buf.append(chunk.data(), n);
+    if (rec == asio::error::eof) break;
+    if (rec) {
+      *result = MakeError(Errc::kUnavailable, "read: " + rec.message());
+      co_return;
+    }
+    if (buf.size() > size_t{64} * 1024 * 1024) break;
+  }
+  ResponseHead head;
+  if (ParseResponseHead(buf, &head) != ParseStatus::kComplete || head.chunked) {
+    *result = MakeError(Errc::kUnavailable, "malformed or chunked response");
+    co_return;
+  }
+  SimpleResponse r;
+  r.status = head.status;
+  r.body = buf.substr(head.head_bytes);
+  if (head.content_length >= 0 && r.body.size() > static_cast<size_t>(head.content_length))
+    r.body.resize(static_cast<size_t>(head.content_length));
+  *result = std::move(r);
+}
 
 }  // namespace
 
@@ -551,6 +609,89 @@ int RunLoadgen(const LoadgenOptions& o, std::ostream& out) {
   effective.max_connections = max_conns;
   WriteReport(effective, total, out);
   return total.status_2xx > 0 ? 0 : 1;
+}
+
+}  // namespace syncwell::loadgen
+
+namespace syncwell::loadgen {
+
+Result<RunStats> RunEngine(const EngineRun& run, RequestSource& source) {
+  if (run.targets.empty()) return MakeError(Errc::kInvalidArgument, "no targets");
+  if (run.rate <= 0 || run.rate > 10'000'000)
+    return MakeError(Errc::kInvalidArgument, "rate must be in (0, 1e7]");
+  if (run.threads_per_target < 1 || run.threads_per_target > 16 ||
+      run.connections_per_target < run.threads_per_target ||
+      run.max_connections_per_target < run.connections_per_target)
+    return MakeError(Errc::kInvalidArgument, "bad thread or connection counts");
+  const int n_targets = static_cast<int>(run.targets.size());
+  std::vector<tcp::resolver::results_type> endpoints;
+  for (const auto& url : run.targets) {
+    auto target = ParseTarget(url);
+    if (!target) return target.error();
+    asio::io_context ioc;
+    tcp::resolver resolver(ioc);
+    boost::system::error_code ec;
+    auto eps = resolver.resolve(target->host, target->port, ec);
+    if (ec || eps.empty())
+      return MakeError(Errc::kInvalidArgument,
+                       "cannot resolve " + target->host + ": " + ec.message());
+    endpoints.push_back(std::move(eps));
+  }
+  const int per = run.threads_per_target;
+  const int count = n_targets * per;
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int i = 0; i < count; ++i) {
+    const int t = i % n_targets;  // request k goes to worker k % count, so target k % n_targets
+    const int th = i / n_targets;
+    WorkerConfig cfg;
+    cfg.index = i;
+    cfg.count = count;
+    cfg.rate = run.rate;
+    cfg.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(run.duration).count();
+    cfg.timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(run.timeout).count();
+    cfg.connections = run.connections_per_target / per + (th < run.connections_per_target % per);
+    cfg.max_connections = std::max(cfg.connections, run.max_connections_per_target / per);
+    cfg.endpoints = endpoints[static_cast<size_t>(t)];
+    cfg.source = &source;
+    cfg.target = t;
+    workers.push_back(std::make_unique<Worker>(std::move(cfg)));
+  }
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < workers.size(); ++i)
+    threads.emplace_back([w = workers[i].get()] { w->Run(); });
+  workers[0]->Run();
+  for (auto& t : threads) t.join();
+  RunStats total;
+  for (const auto& w : workers) total.Merge(w->stats());
+  return total;
+}
+
+Result<SimpleResponse> HttpGet(const std::string& base_url, const std::string& path,
+                               const std::vector<std::string>& headers,
+                               std::chrono::milliseconds timeout) {
+  auto target = ParseTarget(base_url);
+  if (!target) return target.error();
+  asio::io_context ioc;
+  tcp::resolver resolver(ioc);
+  boost::system::error_code ec;
+  auto eps = resolver.resolve(target->host, target->port, ec);
+  if (ec || eps.empty())
+    return MakeError(Errc::kUnavailable, "cannot resolve " + target->host + ": " + ec.message());
+  std::string req = "GET " + target->path + path + " HTTP/1.1\r\nHost: " + target->host + ":" +
+                    target->port + "\r\nUser-Agent: syncwell-loadgen\r\nConnection: close\r\n";
+  for (const auto& h : headers) req += h + "\r\n";
+  req += "\r\n";
+  Result<SimpleResponse> result = MakeError(Errc::kUnavailable, "timed out");
+  asio::co_spawn(ioc, GetOnce(std::move(eps), std::move(req), &result),
+                 [](const std::exception_ptr& e) {
+                   if (e) log::Error("loadgen http get failed", {{"error", "exception"}});
+                 });
+  ioc.run_for(timeout);
+  if (!ioc.stopped()) {
+    ioc.stop();
+    return MakeError(Errc::kUnavailable, "timed out");
+  }
+  return result;
 }
 
 }  // namespace syncwell::loadgen

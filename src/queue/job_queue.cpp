@@ -148,4 +148,11 @@ std::vector<HistoryEntry> DecodeHistory(std::string_view text) {
   return out;
 }
 
+std::vector<Status> JobQueue::DeleteBatch(const std::vector<std::string>& receipts) {
+  std::vector<Status> out;
+  out.reserve(receipts.size());
+  for (const auto& r : receipts) out.push_back(Delete(r));
+  return out;
+}
+
 }  // namespace syncwell::queue

@@ -163,6 +163,10 @@ class JobQueue {
   virtual Result<std::vector<ReceivedMessage>> Receive(const ReceiveOptions& options) = 0;
   // Acknowledges (removes) the message; its group's next message becomes deliverable.
   virtual Status Delete(std::string_view receipt) = 0;
+  // Batched acknowledgement: each receipt exactly as Delete would treat it, one status per
+  // receipt in order. Adapters may commit the batch at once (PostgreSQL: one statement, one
+  // commit); the default calls Delete for each.
+  virtual std::vector<Status> DeleteBatch(const std::vector<std::string>& receipts);
   // Hides the held message for `timeout` from now (heartbeat/extend); 0 releases it now (the
   // receive still counts; use Defer to take it back). kInvalidArgument when negative.
   virtual Status ChangeVisibility(std::string_view receipt, std::chrono::milliseconds timeout) = 0;

@@ -6,6 +6,7 @@
 //   queue::JobQueue& queue();
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -192,6 +193,49 @@ TYPED_TEST_P(JobQueueConformance, StaleReceiptIsRejectedWithoutEffect) {
   ASSERT_TRUE(q.Delete(second[0].receipt).ok());
   EXPECT_EQ(q.Delete(second[0].receipt).error().code, Errc::kNotFound);
   EXPECT_EQ(this->StatsOf(q).in_flight, 0);
+}
+
+TYPED_TEST_P(JobQueueConformance, DeleteBatchActsLikeDeleteForEachReceipt) {
+  auto& q = this->q();
+  for (auto g : {"A", "B", "C"}) {
+    this->Send(q, this->Msg(g, std::string(g) + "1"));
+    this->Send(q, this->Msg(g, std::string(g) + "2"));
+  }
+  auto first = this->Recv(q, 10, 10s);
+  ASSERT_EQ(first.size(), 3u);  // the three heads
+  // A and B stay held; C's delivery expires and C1 is received again: its first receipt is stale.
+  for (const auto& m : first) {
+    if (m.group_id != "C") {
+      ASSERT_TRUE(q.ChangeVisibility(m.receipt, 60s).ok());
+    }
+  }
+  this->clock_.Advance(11s);
+  auto again = this->Recv(q, 10, 30s);
+  ASSERT_EQ(this->Bodies(again), std::vector<std::string>{"C1"});
+
+  std::vector<std::string> receipts;
+  for (const auto& m : first) receipts.push_back(m.receipt);
+  receipts.push_back("not-a-receipt");
+  auto statuses = q.DeleteBatch(receipts);
+  ASSERT_EQ(statuses.size(), receipts.size());
+  for (size_t i = 0; i < first.size(); ++i) {
+    if (first[i].group_id == "C") {
+      EXPECT_EQ(statuses[i].error().code, Errc::kConflict);  // stale: C1 stays held
+    } else {
+      EXPECT_TRUE(statuses[i].ok()) << statuses[i].error().message;
+    }
+  }
+  EXPECT_EQ(statuses.back().error().code, Errc::kInvalidArgument);
+  // A2 and B2 are the new heads; C waits for its holder.
+  auto next = this->Bodies(this->Recv(q));
+  std::sort(next.begin(), next.end());
+  EXPECT_EQ(next, (std::vector<std::string>{"A2", "B2"}));
+  const size_t a_or_b = first[0].group_id == "C" ? 1 : 0;
+  auto gone = q.DeleteBatch({receipts[a_or_b]});
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_EQ(gone[0].error().code, Errc::kNotFound);  // already deleted
+  EXPECT_TRUE(q.DeleteBatch({}).empty());
+  ASSERT_TRUE(q.Delete(again[0].receipt).ok());
 }
 
 TYPED_TEST_P(JobQueueConformance, ChangeVisibilityExtendsAndReleases) {
@@ -582,17 +626,15 @@ TYPED_TEST_P(JobQueueConformance, LongPollReturnsWhenAMessageArrives) {
   EXPECT_EQ(this->Bodies(*got), std::vector<std::string>{"late"});
 }
 
-REGISTER_TYPED_TEST_SUITE_P(JobQueueConformance, FifoWithinAGroupOneInFlight,
-                            OtherGroupsAreNotBlocked, DedupInsideAndOutsideTheWindow,
-                            VisibilityExpiryRedeliversAndCounts,
-                            StaleReceiptIsRejectedWithoutEffect, ChangeVisibilityExtendsAndReleases,
-                            FifthFailureDeadLettersWithHistory, DeadLetterMovesToTheDlqAtOnce,
-                            DeadLetterWithAStaleOrDeletedReceiptChangesNothing,
-                            ExpiredDeliveriesCountTowardTheDlq, DeferDoesNotCountAsAFailedReceive,
-                            DelaysOfAnyLength, DelayedSendDoesNotHoldBackLaterMessagesOfItsGroup,
-                            HigherPriorityFirst, LowPriorityIsNotStarved, BatchLimitIsTen,
-                            DlqInspectRedriveOneAndAll, RedrivenMessageWaitsForTheGroupsHolder,
-                            PurgeEmptiesTheDlqOnly, StatsGaugesAndCounters,
-                            LongPollReturnsWhenAMessageArrives);
+REGISTER_TYPED_TEST_SUITE_P(
+    JobQueueConformance, FifoWithinAGroupOneInFlight, OtherGroupsAreNotBlocked,
+    DedupInsideAndOutsideTheWindow, VisibilityExpiryRedeliversAndCounts,
+    StaleReceiptIsRejectedWithoutEffect, DeleteBatchActsLikeDeleteForEachReceipt,
+    ChangeVisibilityExtendsAndReleases, FifthFailureDeadLettersWithHistory,
+    DeadLetterMovesToTheDlqAtOnce, DeadLetterWithAStaleOrDeletedReceiptChangesNothing,
+    ExpiredDeliveriesCountTowardTheDlq, DeferDoesNotCountAsAFailedReceive, DelaysOfAnyLength,
+    DelayedSendDoesNotHoldBackLaterMessagesOfItsGroup, HigherPriorityFirst, LowPriorityIsNotStarved,
+    BatchLimitIsTen, DlqInspectRedriveOneAndAll, RedrivenMessageWaitsForTheGroupsHolder,
+    PurgeEmptiesTheDlqOnly, StatsGaugesAndCounters, LongPollReturnsWhenAMessageArrives);
 
 }  // namespace syncwell::conformance

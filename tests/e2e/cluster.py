@@ -82,7 +82,7 @@ class Postgres:
             shutil.chown(self.logdir, "postgres", "postgres")
         subprocess.run(as_postgres([os.path.join(self.bindir, "initdb"), "-D", self.data, "-U", "postgres",
                                     "--auth=trust", "-E", "UTF8", "--no-instructions"]),
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, cwd=self.root)
         return self
 
     def start(self):
@@ -91,12 +91,12 @@ class Postgres:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(as_postgres([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l",
                                     os.path.join(self.logdir, "pg.log"), "-w", "-t", "60", "-o", opts, "start"]),
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, cwd=self.root)
         return self
 
     def stop(self, mode="fast"):
         subprocess.run(as_postgres([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-m", mode, "-w",
-                                    "stop"]), capture_output=True)
+                                    "stop"]), capture_output=True, cwd=self.root)
 
     def pid(self):
         try:

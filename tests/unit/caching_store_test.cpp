@@ -212,11 +212,18 @@ class CountingStore final : public store::Store {
     std::function<bool()> gate;
     {
       std::lock_guard lock(mu_);
-      ++reads_[method];
-      if (fail_) return *fail_;
+      if (fail_) {
+        ++reads_[method];
+        return *fail_;
+      }
       if (gate_ && gate_method_ == method) gate = gate_;
     }
     auto r = f();
+    {
+      // Counted once the value was read: a test that waits for the count knows the read is done.
+      std::lock_guard lock(mu_);
+      ++reads_[method];
+    }
     if (gate) {
       EXPECT_TRUE(WaitFor(gate)) << "gate of " << method << " never opened";
     }

@@ -225,6 +225,35 @@ Result<PgResult> PgPool::Exec(std::string_view sql, const std::vector<PgParam>& 
 
 Result<std::unique_ptr<PgConn>> PgPool::OpenDedicated() { return Connect(); }
 
+std::string HexEncode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char ch : bytes) {
+    out += kDigits[ch >> 4];
+    out += kDigits[ch & 0xf];
+  }
+  return out;
+}
+
+namespace {
+int HexDigit(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return 0;
+}
+}  // namespace
+
+std::string HexDecode(std::string_view hex) {
+  std::string out;
+  out.reserve(hex.size() / 2);
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out += static_cast<char>(HexDigit(hex[i]) * 16 + HexDigit(hex[i + 1]));
+  }
+  return out;
+}
+
 std::string QuoteIdent(std::string_view ident) {
   std::string out = "\"";
   for (char ch : ident) {

@@ -214,6 +214,11 @@ std::vector<Migration> StoreMigrations();
 std::vector<Migration> QueueMigrations();
 std::vector<Migration> FleetMigrations();
 
+// bytea as hex text (no "\\x" prefix), both ways: binary values (sealed tokens, bodies) survive
+// the text protocol whatever the server's bytea_output. HexDecode ignores a trailing odd digit.
+std::string HexEncode(std::string_view bytes);
+std::string HexDecode(std::string_view hex);
+
 // Quotes an identifier for SQL ("my schema" -> "\"my schema\"").
 std::string QuoteIdent(std::string_view ident);
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -24,7 +25,7 @@ using queue::HistoryEntry;
 using queue::HistoryKind;
 
 // Counter rows (queue_counters.shard 0..kCounterShards-1, created by migration 1).
-constexpr int kCounterShards = 16;
+constexpr int kCounterShards = 1024;  // measured: 16 rows made senders queue on row locks
 // Housekeep deletes expired dedup rows in batches of this many, at most kDedupMaxBatches per call.
 constexpr int64_t kDedupBatch = 2000;
 constexpr int kDedupMaxBatches = 50;
@@ -34,40 +35,15 @@ constexpr int kRetries = 4;
 // A counter shard per call: spread over the rows so that concurrent transactions rarely wait
 // for one another's counter row lock.
 int PickShard() {
-  thread_local uint32_t x =
-      static_cast<uint32_t>(std::hash<std::thread::id>{}(std::this_thread::get_id())) | 1u;
+  // Seeded per thread from the OS (not the thread id, which repeats across processes).
+  thread_local uint32_t x = static_cast<uint32_t>(std::random_device{}()) | 1u;
   x ^= x << 13;
   x ^= x >> 17;
   x ^= x << 5;
   return static_cast<int>(x % kCounterShards);
 }
 
-std::string HexBytea(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\\x";
-  out.reserve(2 + bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
-
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return 0;
-}
-
-std::string FromHex(std::string_view hex) {
-  std::string out;
-  out.resize(hex.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i] = static_cast<char>(HexVal(hex[2 * i]) * 16 + HexVal(hex[2 * i + 1]));
-  }
-  return out;
-}
+std::string HexBytea(std::string_view bytes) { return "\\x" + pg::HexEncode(bytes); }
 
 // History is a text column: PostgreSQL rejects NUL and invalid UTF-8, which an error text from
 // a provider may contain. Replaces those bytes with '?' (the history is diagnostic text).
@@ -324,7 +300,7 @@ CREATE TABLE queue_counters (
   redriven bigint NOT NULL DEFAULT 0
 ) WITH (fillfactor = 10, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 200,
         autovacuum_vacuum_cost_delay = 0);
-INSERT INTO queue_counters (shard) SELECT generate_series(0, 15);
+INSERT INTO queue_counters (shard) SELECT generate_series(0, 1023);
 
 -- Listening connections (backend pid) of processes that have a receiver blocked in a long poll
 -- right now (or did very recently). Writers NOTIFY only while a row exists: a NOTIFY takes a
@@ -947,7 +923,7 @@ Result<std::vector<queue::ReceivedMessage>> PostgresJobQueue::ReceiveOnce(
       m.group_id = r->Str(i, 3);
       m.dedup_id = r->Str(i, 4);
       m.priority = PriorityOf(r->Int(i, 5));
-      m.body = FromHex(r->Text(i, 6));
+      m.body = pg::HexDecode(r->Text(i, 6));
       m.enqueued_at = FromUnixMillis(r->Int(i, 7));
       m.receive_count = static_cast<int>(r->Int(i, 8));
       m.visible_until = FromUnixMillis(until);
@@ -1021,7 +997,7 @@ Result<int> PostgresJobQueue::ReceiveSlow(const std::vector<std::pair<int64_t, s
       msg.group_id = group;
       msg.dedup_id = m->Str(0, 4);
       msg.priority = PriorityOf(m->Int(0, 5));
-      msg.body = FromHex(m->Text(0, 6));
+      msg.body = pg::HexDecode(m->Text(0, 6));
       msg.enqueued_at = FromUnixMillis(m->Int(0, 7));
       msg.receive_count = static_cast<int>(d->Int(0, 0));
       msg.visible_until = FromUnixMillis(until);
@@ -1046,6 +1022,41 @@ Status PostgresJobQueue::Delete(std::string_view receipt) {
                         {pg::PgParam(id), pg::PgParam(delivery)});
   if (!r) return r.error();
   return ReceiptStatus(r->Int(0, 0));
+}
+
+std::vector<Status> PostgresJobQueue::DeleteBatch(const std::vector<std::string>& receipts) {
+  std::vector<Status> out(receipts.size());
+  std::string ids = "{", deliveries = "{", ords = "{";
+  size_t n = 0;
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    int64_t id = 0, delivery = 0;
+    if (!queue::ParseReceipt(receipts[i], &id, &delivery)) {
+      out[i] = Malformed();
+      continue;
+    }
+    const char* sep = n++ == 0 ? "" : ",";
+    ids += sep + std::to_string(id);
+    deliveries += sep + std::to_string(delivery);
+    ords += sep + std::to_string(i);
+  }
+  if (n == 0) return out;
+  ids += "}";
+  deliveries += "}";
+  ords += "}";
+  // Id order: concurrent batches lock group rows in one order.
+  auto r = ExecPrepared(pool_, "sw_queue_delete_batch",
+                        "SELECT b.ord, queue_delete(b.id, b.d) FROM (SELECT * FROM "
+                        "unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, d, ord) "
+                        "ORDER BY u.id) b",
+                        {pg::PgParam(ids), pg::PgParam(deliveries), pg::PgParam(ords)});
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    if (!r && out[i].ok()) out[i] = r.error();
+  }
+  if (!r) return out;
+  for (int row = 0; row < r->rows(); ++row) {
+    out[static_cast<size_t>(r->Int(row, 0))] = ReceiptStatus(r->Int(row, 1));
+  }
+  return out;
 }
 
 Status PostgresJobQueue::ChangeVisibility(std::string_view receipt,
@@ -1196,7 +1207,7 @@ Result<queue::DlqEntry> PostgresJobQueue::DlqGet(std::string_view message_id) {
   if (!r) return r.error();
   if (r->rows() != 1) return NoDlq(message_id);
   queue::DlqEntry e = ReadDlq(*r, 0);
-  e.body = FromHex(r->Text(0, 8));
+  e.body = pg::HexDecode(r->Text(0, 8));
   return e;
 }
 

@@ -68,6 +68,8 @@ class PostgresJobQueue final : public queue::JobQueue {
   Result<std::vector<queue::ReceivedMessage>> Receive(
       const queue::ReceiveOptions& options) override;
   Status Delete(std::string_view receipt) override;
+  // One statement (one commit) for the whole batch; messages are deleted in id order.
+  std::vector<Status> DeleteBatch(const std::vector<std::string>& receipts) override;
   Status ChangeVisibility(std::string_view receipt, std::chrono::milliseconds timeout) override;
   Status Defer(std::string_view receipt, std::chrono::milliseconds delay,
                std::string_view reason) override;

@@ -162,30 +162,6 @@ Error Exists(std::string_view what, const std::string& id) {
 
 // bytea travels as hex text both ways (decode($n, 'hex') / encode(col, 'hex')), so binary tokens
 // with NUL bytes survive the text protocol whatever the server's bytea_output is.
-std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char ch : bytes) {
-    out += kDigits[ch >> 4];
-    out += kDigits[ch & 0xf];
-  }
-  return out;
-}
-int HexDigit(char ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return 0;
-}
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  out.reserve(hex.size() / 2);
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out += static_cast<char>(HexDigit(hex[i]) * 16 + HexDigit(hex[i + 1]));
-  }
-  return out;
-}
 
 // Array literals for $n::text[] / $n::bigint[] parameters (every element quoted, so empty strings
 // and the word NULL stay strings).
@@ -289,8 +265,8 @@ Connection ReadConnection(const PgResult& r, int i) {
   c.provider = r.Str(i, 2);
   ParseConnectionStatus(r.Text(i, 3), &c.status);
   c.provider_user_id = r.Str(i, 4);
-  c.access_token_sealed = Unhex(r.Text(i, 5));
-  c.refresh_token_sealed = Unhex(r.Text(i, 6));
+  c.access_token_sealed = pg::HexDecode(r.Text(i, 5));
+  c.refresh_token_sealed = pg::HexDecode(r.Text(i, 6));
   c.created_at = FromUnixMillis(r.Int(i, 7));
   c.updated_at = FromUnixMillis(r.Int(i, 8));
   c.token_expires_at = FromUnixMillis(r.Int(i, 9));
@@ -513,9 +489,10 @@ Status PostgresStore::CreateConnection(const Connection& c, const IdempotencyRec
       "$10, $11) ON CONFLICT DO NOTHING",
       {PgParam(c.id.str()), PgParam(c.user.str()), PgParam(c.provider),
        PgParam(ConnectionStatusName(c.status)), PgParam(c.provider_user_id),
-       PgParam(Hex(c.access_token_sealed)), PgParam(Hex(c.refresh_token_sealed)),
-       PgParam(Ms(OrNow(c.created_at, now))), PgParam(Ms(OrNow(c.updated_at, now))),
-       PgParam(Ms(c.token_expires_at)), PgParam(c.token_version)},
+       PgParam(pg::HexEncode(c.access_token_sealed)),
+       PgParam(pg::HexEncode(c.refresh_token_sealed)), PgParam(Ms(OrNow(c.created_at, now))),
+       PgParam(Ms(OrNow(c.updated_at, now))), PgParam(Ms(c.token_expires_at)),
+       PgParam(c.token_version)},
       ChangesRow(Exists("connection", c.id.str())));
 }
 
@@ -526,10 +503,10 @@ Status PostgresStore::ReplaceConnectionGrant(const Connection& c, const Idempote
       "refresh_token_sealed = decode($2, 'hex'), token_expires_at = $3, provider_user_id = $4, "
       "status = $5, token_version = token_version + 1, updated_at = $6 "
       "WHERE id = $7 AND user_id = $8",
-      {PgParam(Hex(c.access_token_sealed)), PgParam(Hex(c.refresh_token_sealed)),
-       PgParam(Ms(c.token_expires_at)), PgParam(c.provider_user_id),
-       PgParam(ConnectionStatusName(c.status)), PgParam(Ms(clock_.Now())), PgParam(c.id.str()),
-       PgParam(c.user.str())},
+      {PgParam(pg::HexEncode(c.access_token_sealed)),
+       PgParam(pg::HexEncode(c.refresh_token_sealed)), PgParam(Ms(c.token_expires_at)),
+       PgParam(c.provider_user_id), PgParam(ConnectionStatusName(c.status)),
+       PgParam(Ms(clock_.Now())), PgParam(c.id.str()), PgParam(c.user.str())},
       ChangesRow(NotFound("connection", c.id.str())));
 }
 
@@ -588,9 +565,10 @@ Status PostgresStore::UpdateConnectionTokens(const UserId& user, const Connectio
       "updated_at = $8 WHERE id = $1 AND user_id = $2 AND token_version = $6 RETURNING 1) "
       "SELECT (SELECT count(*) FROM upd), "
       "(SELECT token_version FROM connections WHERE id = $1 AND user_id = $2)",
-      {PgParam(id.str()), PgParam(user.str()), PgParam(Hex(access_sealed)),
-       PgParam(Hex(refresh_sealed)), PgParam(Ms(expires_at)), PgParam(expected_token_version),
-       PgParam(expected_token_version + 1), PgParam(Ms(clock_.Now()))},
+      {PgParam(id.str()), PgParam(user.str()), PgParam(pg::HexEncode(access_sealed)),
+       PgParam(pg::HexEncode(refresh_sealed)), PgParam(Ms(expires_at)),
+       PgParam(expected_token_version), PgParam(expected_token_version + 1),
+       PgParam(Ms(clock_.Now()))},
       Versioned("connection tokens of", id.str()));
 }
 

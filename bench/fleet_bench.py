@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""fleet_bench.py -- the fleet on PostgreSQL + Redis, measured next to the embedded server in the
+same run (the host is noisy: compare within a run). A benchmark: prints figures, asserts nothing.
+
+    SYNCWELL_BIN=build/release/src/app/syncwell python3 bench/fleet_bench.py [--users 200]
+        [--intake-seconds 15] [--jobs-per-user 1] [--apis 2] [--workers 2]
+
+Phases (PostgreSQL durable: fsync on, synchronous_commit on):
+ 1. End to end: a local cluster (tests/e2e/cluster.py) with the provider simulator (latency 0, no
+    rate limits), USERS users each with a Garmin -> Fitbit workout config connected over OAuth
+    through the API; JOBS_PER_USER manual jobs each are posted while no worker runs, then WORKERS
+    worker processes start and the time until every job is terminal gives jobs/s end to end.
+ 2. Intake: `syncwell loadgen --rate 0` POST /v1/sync-jobs against each API process at once
+    (one loadgen per API, the same token file), summed; workers stopped, so this is the API and
+    PostgreSQL alone.
+ 3. Baseline: the embedded server (`serve --role api`, SQLite) with the same users, the same
+    loadgen settings, one process.
+Prints a table and one JSON line.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+import cluster  # noqa: E402
+import harness  # noqa: E402
+
+BODY = ('{"sourceConnectionId":"{{conn_src}}","destinationConnectionId":"{{conn_dst}}",'
+        '"dataType":"workout","mode":"manual"}')
+QUIET = ("--set", "server.access_log=false", "--log-level", "warn", "--set", "api.user_rate_per_second=0")
+
+
+def loadgen(targets, tokens, seconds, workdir, name):
+    procs = []
+    for i, t in enumerate(targets):
+        out = open(os.path.join(workdir, f"{name}{i}.txt"), "w")
+        procs.append((subprocess.Popen(
+            [harness.BIN, "loadgen", "--target", t, "--method", "POST", "--path", "/v1/sync-jobs",
+             "--tokens", tokens, "--random-tokens", "--body", BODY, "--rate", "0",
+             "--duration", f"{seconds}s", "--connections", "32", "--timeout", "10s"],
+            stdout=out, stderr=subprocess.STDOUT), out))
+    results = []
+    for p, out in procs:
+        p.wait(timeout=seconds + 120)
+        out.close()
+        with open(out.name) as f:
+            lines = [ln for ln in f.read().splitlines() if ln.startswith("{")]
+        results.append(json.loads(lines[-1]))
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--users", type=int, default=200)
+    ap.add_argument("--jobs-per-user", type=int, default=1)
+    ap.add_argument("--intake-seconds", type=int, default=15)
+    ap.add_argument("--apis", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-fsync", action="store_true",
+                    help="PostgreSQL with fsync/synchronous_commit off (diagnosis: is it the disk?)")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="syncwell-fleet-bench-")
+    out = {"kind": "fleet_bench", "users": args.users, "apis": args.apis, "workers": args.workers}
+
+    out["postgres_durable"] = not args.no_fsync
+    c = cluster.Cluster(apis=args.apis, workers=0, schedulers=1, durable=not args.no_fsync,
+                        sim_extra=("--no-rate-limits", "--days", "5"),
+                        server_extra=(*QUIET, "--set", "worker.max_workers=64"))
+    try:
+        c.start()
+        print(f"== seeding {args.users} users through the API (OAuth with the simulator)", file=sys.stderr)
+        tokens_path = os.path.join(work, "fleet-tokens.txt")
+        users = []
+        with open(tokens_path, "w") as tf:
+            for i in range(args.users):
+                sim_user = f"bench{i}"
+                token = c.token(f"user-{sim_user}", "PRO")
+                api = c.apis[i % len(c.apis)]
+                conns = []
+                for p in ("garmin", "fitbit"):
+                    r = api.request("POST", "/v1/connections", {"provider": p, "code": c.sim.code(p, sim_user)},
+                                    token=token)
+                    assert r.status == 201, r
+                    conns.append(r.json()["connectionId"])
+                r = api.request("POST", "/v1/sync-configs", {
+                    "sourceConnectionId": conns[0], "destinationConnectionId": conns[1], "dataType": "workout",
+                    "conflictStrategy": "source_wins"}, token=token)
+                assert r.status == 201, r
+                users.append((token, conns[0], conns[1]))
+                tf.write(f"{token} {conns[0]} {conns[1]}\n")
+
+        # -- 1. end to end
+        jobs = []
+        for k in range(args.jobs_per_user):
+            for i, (token, s, d) in enumerate(users):
+                r = c.apis[i % len(c.apis)].request("POST", "/v1/sync-jobs", {
+                    "sourceConnectionId": s, "destinationConnectionId": d, "dataType": "workout",
+                    "mode": "manual", "priority": "high"}, token=token)
+                assert r.status == 202, r
+                jobs.append((token, r.json()["jobId"]))
+        print(f"== end to end: {len(jobs)} jobs queued; starting {args.workers} workers", file=sys.stderr)
+        t0 = time.time()
+        for i in range(args.workers):
+            c.workers.append(c.server("worker", f"worker{i + 1}").start())
+        pending = list(jobs)
+        statuses = {}
+        while pending and time.time() - t0 < 900:
+            still = []
+            for token, job in pending:
+                r = c.apis[0].request("GET", f"/v1/sync-jobs/{job}", token=token)
+                st = r.json().get("status") if r.status == 200 else None
+                if st in ("SUCCEEDED", "FAILED"):
+                    statuses[st] = statuses.get(st, 0) + 1
+                else:
+                    still.append((token, job))
+            pending = still
+            if pending:
+                time.sleep(0.2)
+        e2e_s = time.time() - t0
+        dups = c.sim.stats()["totals"]["duplicates"]
+        out.update({"e2e_jobs": len(jobs), "e2e_seconds": round(e2e_s, 2),
+                    "e2e_jobs_per_s": round((len(jobs) - len(pending)) / e2e_s, 1),
+                    "e2e_statuses": statuses, "e2e_unfinished": len(pending), "sim_duplicates": dups})
+        for w in c.workers:
+            w.cleanup()
+        c.workers = []
+
+        # -- 2. fleet intake
+        print(f"== fleet intake: {args.apis} API processes, {args.intake_seconds}s saturation", file=sys.stderr)
+        res = loadgen([f"http://127.0.0.1:{a.port}" for a in c.apis], tokens_path, args.intake_seconds, work,
+                      "fleet")
+        out["fleet_intake_2xx_per_s"] = round(sum(r["achieved_rate_2xx"] for r in res), 1)
+        out["fleet_intake_per_api"] = [round(r["achieved_rate_2xx"], 1) for r in res]
+        out["fleet_p99_ms"] = max(r["latency_ms"]["p99"] for r in res)
+        out["fleet_non2xx"] = sum(r.get("responses", {}).get("non_2xx", 0) if isinstance(r.get("responses"), dict)
+                                  else 0 for r in res)
+    finally:
+        c.cleanup()
+
+    # -- 3. embedded baseline (same users and tokens file shape)
+    print("== embedded baseline: one `serve --role api` on SQLite", file=sys.stderr)
+    data = os.path.join(work, "embedded")
+    s = harness.Server(data_dir=data, extra=["--role", "api", *QUIET])
+    tokens_path = os.path.join(work, "embedded-tokens.txt")
+    with open(tokens_path, "w") as tf:
+        for i in range(args.users):
+            u = f"user-bench{i}"
+            harness.run("admin", "user", "create", "--user", u, "--tier", "PRO", data_dir=data)
+            src = harness.run("admin", "connection", "create", "--user", u, "--provider", "garmin",
+                              "--access-token", "x", data_dir=data).stdout.strip()
+            dst = harness.run("admin", "connection", "create", "--user", u, "--provider", "fitbit",
+                              "--access-token", "x", data_dir=data).stdout.strip()
+            tok = harness.run("token", "--user", u, "--tier", "PRO", data_dir=data).stdout.strip()
+            tf.write(f"{tok} {src} {dst}\n")
+    s.start()
+    try:
+        res = loadgen([f"http://127.0.0.1:{s.port}"], tokens_path, args.intake_seconds, work, "embedded")
+        out["embedded_intake_2xx_per_s"] = round(res[0]["achieved_rate_2xx"], 1)
+        out["embedded_p99_ms"] = res[0]["latency_ms"]["p99"]
+    finally:
+        s.cleanup()
+    out["fleet_vs_embedded"] = round(out["fleet_intake_2xx_per_s"] / max(1.0, out["embedded_intake_2xx_per_s"]), 2)
+
+    print(f"\n{'end to end (' + str(args.workers) + ' workers, sim latency 0)':45} "
+          f"{out['e2e_jobs_per_s']:>10} jobs/s   ({out['e2e_jobs']} jobs in {out['e2e_seconds']} s, "
+          f"{out['e2e_statuses']}, sim duplicates {out['sim_duplicates']})")
+    print(f"{'fleet intake (' + str(args.apis) + ' API processes)':45} {out['fleet_intake_2xx_per_s']:>10} req/s 2xx"
+          f"   per API {out['fleet_intake_per_api']}, p99 {out['fleet_p99_ms']} ms")
+    print(f"{'embedded intake (baseline, 1 process)':45} {out['embedded_intake_2xx_per_s']:>10} req/s 2xx"
+          f"   p99 {out['embedded_p99_ms']} ms")
+    print(f"{'ratio fleet / embedded':45} {out['fleet_vs_embedded']:>10}")
+    print(json.dumps(out, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""CI smoke run of the S14 load test (`syncwell loadgen --plan smoke`, issue 6 item 4).
+
+An embedded server (noop worker handler), 50 users (20% PRO) with a fitbit + strava connection
+each, every phase of the plan at CI rates with durations scaled to about 45 s in total. Asserts
+only functional facts — exit status, no 5xx, the report (text and JSON) with every phase, every
+accepted job terminal — never speed.
+"""
+import json
+import os
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+
+USERS = 50
+SCALE = "0.008"  # baseline 4.8 s, soak 14.4 s, peak 7.2 s, stress steps 2.4 s each
+FIXED_PHASES = ["baseline", "soak", "peak"]
+
+
+class LoadTestSmoke(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server(extra=["--set", "worker.handler=noop"])
+        cls.work = tempfile.mkdtemp(prefix="syncwell-loadtest-")
+        cls.tokens = []
+        for i in range(USERS):
+            user = f"lt{i}"
+            tier = "PRO" if i % 5 == 0 else "FREE"
+            token = cls.server.user(user, tier)
+            src = cls.server.connection(user, "fitbit")
+            dst = cls.server.connection(user, "strava")
+            cls.tokens.append((token, src, dst))
+        cls.token_file = os.path.join(cls.work, "tokens.txt")
+        with open(cls.token_file, "w") as f:
+            for t in cls.tokens:
+                f.write(" ".join(t) + "\n")
+        cls.server.start()
+        url = f"http://127.0.0.1:{cls.server.port}"
+        cls.report_json = os.path.join(cls.work, "report.json")
+        cls.jobs_file = os.path.join(cls.work, "jobs.txt")
+        cls.started = time.time()
+        cls.proc = subprocess.run(
+            [harness.BIN, "loadgen", "--plan", "smoke", "--scale", SCALE, "--targets", url,
+             "--tokens", cls.token_file, "--metrics-url", url, "--report-json", cls.report_json,
+             "--follow-jobs", "20", "--follow-timeout", "30s", "--jobs-out", cls.jobs_file,
+             "--retry-share", "0.05", "--seed", "1"],
+            capture_output=True, text=True, timeout=300)
+        cls.elapsed = time.time() - cls.started
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def report(self):
+        with open(self.report_json) as f:
+            return json.load(f)
+
+    def test_exit_status_and_text_report(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stdout[-3000:] + self.proc.stderr[-2000:])
+        out = self.proc.stdout
+        for phase in FIXED_PHASES + ["stress-1"]:
+            self.assertIn(f"=== phase {phase}:", out)
+        self.assertIn("=== overall", out)
+        self.assertRegex(out, r"verdict: (PASS|FAIL)")
+        for check in ("latency P95", "5xx rate", "queue visible backlog (max)",
+                      "auth decision cache hit ratio", "DLQ depth (end)", "jobs not terminal"):
+            self.assertIn(check, out)
+
+    def test_json_report_has_every_phase_and_no_5xx(self):
+        r = self.report()
+        self.assertEqual(r["kind"], "loadgen_plan_report")
+        self.assertEqual(r["plan"], "smoke")
+        self.assertEqual(r["users"], USERS)
+        names = [p["name"] for p in r["phases"]]
+        self.assertEqual(names[:3], FIXED_PHASES)
+        self.assertTrue(all(n.startswith("stress-") for n in names[3:]) and len(names) > 3, names)
+        for p in r["phases"] + [r["overall"]]:
+            self.assertEqual(p["status_5xx"], 0, p["name"])
+            self.assertGreater(p["status_2xx"], 0, p["name"])
+            self.assertEqual(p["completed"], p["scheduled"], p["name"])  # nothing lost in transit
+            self.assertEqual(p["requests"]["POST /v1/sync-jobs"]["5xx"], 0)
+            checks = {c["name"]: c for c in p["checks"]}
+            self.assertIn(checks["queue visible backlog (max)"]["verdict"], ("PASS", "FAIL"))
+            self.assertIn(checks["DLQ depth (end)"]["verdict"], ("PASS", "FAIL"))
+        kinds = r["overall"]["requests"]
+        for k in ("POST /v1/sync-jobs", "GET /v1/sync-jobs/{id}", "GET /v1/sync-configs"):
+            self.assertGreater(kinds[k]["sent"], 0, k)
+            self.assertEqual(kinds[k]["2xx"], kinds[k]["sent"], k)
+        # Client retries reuse an Idempotency-Key and get the original job back.
+        self.assertGreater(kinds["POST /v1/sync-jobs (retry, same key)"]["sent"], 0)
+        self.assertEqual(r["overall"]["retry_other"], 0)
+        self.assertEqual(r["overall"]["retry_same_job_id"],
+                         kinds["POST /v1/sync-jobs (retry, same key)"]["sent"])
+
+    def test_followed_jobs_all_terminal(self):
+        r = self.report()
+        for p in r["phases"]:
+            f = p["follow"]
+            self.assertGreater(f["sampled"], 0, p["name"])
+            self.assertEqual(f["unfinished"], 0, p["name"])
+            self.assertEqual(f["succeeded"] + f["failed"], f["sampled"], p["name"])
+
+    def test_every_accepted_job_is_terminal(self):
+        with open(self.jobs_file) as f:
+            jobs = [line.split() for line in f if line.strip()]
+        self.assertEqual(len(jobs), self.report()["overall"]["accepted_jobs"])
+        self.assertGreater(len(jobs), 100)
+        self.assertEqual(len({j for j, _ in jobs}), len(jobs))  # a fresh key makes a fresh job
+        pending = {job: int(user) for job, user in jobs}
+        deadline = time.time() + 60
+        while pending and time.time() < deadline:
+            for job, user in list(pending.items()):
+                resp = self.server.request("GET", f"/v1/sync-jobs/{job}", token=self.tokens[user][0])
+                self.assertEqual(resp.status, 200, resp)
+                if resp.json()["status"] in ("SUCCEEDED", "FAILED"):
+                    del pending[job]
+            if pending:
+                time.sleep(0.5)
+        self.assertEqual(pending, {}, f"{len(pending)} accepted jobs never became terminal")
+
+    def test_server_saw_no_5xx(self):
+        m = self.server.metrics()
+        fives = {k: v for k, v in m.items()
+                 if k.startswith("syncwell_http_requests_total") and 'status="5' in k and v > 0}
+        self.assertEqual(fives, {})
+        self.assertEqual(m.get("syncwell_queue_dlq_messages", 0), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
