@@ -477,6 +477,9 @@ int RunServe(const config::Settings& s) {
     ws.max_receive_count = qs.max_receive_count;
     ws.retry_backoff = ratelimit::BackoffSettings{s.worker.retry_base, s.worker.retry_cap};
     ws.defer_backoff = ws.retry_backoff;
+    // PostgreSQL: acknowledge succeeded jobs in batches (one statement and commit per batch).
+    // SQLite group-commits every write already, so acks go one by one there.
+    if ((*backend)->scale_out) ws.ack_batch_window = std::chrono::milliseconds{5};
     worker::JobHandler& job_handler = handler ? *handler : *engine;
     pool = std::make_unique<worker::WorkerPool>(ws, queue, store, limiter, job_handler, clock,
                                                 metrics, random, &delay_tracker);

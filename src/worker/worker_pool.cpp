@@ -75,6 +75,9 @@ WorkerPool::WorkerPool(WorkerPoolSettings settings, queue::JobQueue& queue, stor
     outcomes_[o] = &metrics_.GetCounter("syncwell_worker_jobs_total", "Job deliveries by outcome",
                                         std::string("outcome=\"") + o + "\"");
   }
+  ack_batches_ =
+      &metrics_.GetCounter("syncwell_worker_ack_batches_total",
+                           "Batched acknowledgements sent (JobQueue::DeleteBatch calls)");
   heartbeats_ = &metrics_.GetCounter("syncwell_worker_heartbeats_total",
                                      "Visibility extensions of running jobs");
   delayed_events_ = &metrics_.GetCounter(
@@ -96,9 +99,63 @@ void WorkerPool::Start() {
   const int initial = std::max(1, std::clamp(settings_.min_workers, 0, settings_.max_workers));
   desired_ = initial;
   current_ = initial;
+  // The acker first: workers may finish a job (and Ack) as soon as the dispatcher runs.
+  if (settings_.ack_batch_window.count() > 0) acker_ = std::thread([this] { AckLoop(); });
   SpawnWorkersUpTo(initial);
   dispatcher_ = std::thread([this] { DispatchLoop(); });
   supervisor_ = std::thread([this] { SupervisorLoop(); });
+}
+
+void WorkerPool::Ack(const std::string& receipt, const std::string& job_id) {
+  if (settings_.ack_batch_window.count() <= 0) {
+    if (auto st = queue_.Delete(receipt); !st)
+      log::Warn("worker: delete failed", {{"job", job_id}, {"error", st.error().message}});
+    return;
+  }
+  std::vector<std::pair<std::string, std::string>> full;
+  {
+    std::lock_guard lock(ack_mu_);
+    acks_.emplace_back(receipt, job_id);
+    if (acks_.size() >= static_cast<size_t>(queue::kMaxReceiveBatch)) full.swap(acks_);
+  }
+  if (!full.empty()) {
+    FlushAcks(std::move(full));  // a full batch goes at once, on this worker's thread
+  } else {
+    ack_cv_.notify_one();
+  }
+}
+
+void WorkerPool::AckLoop() {
+  std::unique_lock lock(ack_mu_);
+  for (;;) {
+    ack_cv_.wait(lock, [this] { return ack_stop_ || !acks_.empty(); });
+    if (acks_.empty() && ack_stop_) return;
+    // Let the batch fill for up to the window (or until it is full or we stop).
+    ack_cv_.wait_for(lock, settings_.ack_batch_window, [this] {
+      return ack_stop_ || acks_.size() >= static_cast<size_t>(queue::kMaxReceiveBatch);
+    });
+    std::vector<std::pair<std::string, std::string>> batch;
+    batch.swap(acks_);
+    lock.unlock();
+    FlushAcks(std::move(batch));
+    lock.lock();
+  }
+}
+
+void WorkerPool::FlushAcks(std::vector<std::pair<std::string, std::string>> batch) {
+  for (size_t begin = 0; begin < batch.size(); begin += queue::kMaxReceiveBatch) {
+    const size_t end = std::min(batch.size(), begin + queue::kMaxReceiveBatch);
+    std::vector<std::string> receipts;
+    for (size_t i = begin; i < end; ++i) receipts.push_back(batch[i].first);
+    const std::vector<Status> out = queue_.DeleteBatch(receipts);
+    ack_batches_->Inc();
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!out[i]) {
+        log::Warn("worker: delete failed",
+                  {{"job", batch[begin + i].second}, {"error", out[i].error().message}});
+      }
+    }
+  }
 }
 
 void WorkerPool::SpawnWorkersUpTo(int n) {
@@ -170,6 +227,13 @@ void WorkerPool::Stop() {
   }
   sup_cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
+  // 6. Every job is done: send the acks still waiting for a batch.
+  {
+    std::lock_guard lock(ack_mu_);
+    ack_stop_ = true;
+  }
+  ack_cv_.notify_all();
+  if (acker_.joinable()) acker_.join();
 }
 
 void WorkerPool::DispatchLoop() {
@@ -511,8 +575,7 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
       return;
     }
     handler_.OnSucceededCommitted(*job, ctx);
-    if (auto st = queue_.Delete(m.receipt); !st)
-      log::Warn("worker: delete failed", {{"job", job_id.str()}, {"error", st.error().message}});
+    Ack(m.receipt, job_id.str());
     if (delay_tracker_) delay_tracker_->OnCompleted(user, conn->provider);
     Outcome("succeeded").Inc();
     return;

@@ -87,6 +87,11 @@ struct WorkerPoolSettings {
   int max_receive_count = 5;
   ratelimit::BackoffSettings retry_backoff;  // Fail delays (retryable)
   ratelimit::BackoffSettings defer_backoff;  // rate-limit / safe-mode deferrals
+  // Batched acks: > 0 groups the acknowledgements of succeeded jobs (whose SUCCEEDED status is
+  // already committed) into one JobQueue::DeleteBatch of up to 10, waiting at most this long
+  // for a batch to fill. A crash loses nothing: an unacknowledged message comes back after its
+  // visibility timeout and is dropped as "already_done". 0 = one Delete per job (embedded).
+  std::chrono::milliseconds ack_batch_window{0};
 };
 
 // clamp(ceil(visible / target), min, max).
@@ -131,6 +136,10 @@ class WorkerPool {
   void SupervisorLoop();
   void SpawnWorkersUpTo(int n);  // threads_mu_ held by caller
   void Heartbeat();
+  // Acknowledges a succeeded job's message now (ack_batch_window 0) or in the next batch.
+  void Ack(const std::string& receipt, const std::string& job_id);
+  void AckLoop();
+  void FlushAcks(std::vector<std::pair<std::string, std::string>> batch);  // (receipt, job id)
 
   // Outcome helpers (return nothing: every failure is logged and counted).
   void Defer(const queue::ReceivedMessage& m, std::chrono::milliseconds delay,
@@ -165,6 +174,14 @@ class WorkerPool {
   std::atomic<int> current_{0};
   std::atomic<int> desired_{0};
   std::atomic<int> busy_{0};
+
+  // Batched acks (ack_batch_window > 0).
+  std::mutex ack_mu_;
+  std::condition_variable ack_cv_;
+  std::vector<std::pair<std::string, std::string>> acks_;  // guarded by ack_mu_
+  bool ack_stop_ = false;                                  // guarded by ack_mu_
+  std::thread acker_;
+  obs::Counter* ack_batches_ = nullptr;
 
   // Dispatch state.
   std::mutex mu_;

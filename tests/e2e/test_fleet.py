@@ -119,6 +119,9 @@ class FleetTest(FleetHarness):
         # Both workers took part (jobs are spread by SKIP LOCKED claims).
         delivered = [self.metric_sum(w, "syncwell_worker_jobs_total") for w in self.cluster.workers]
         self.assertTrue(all(x > 0 for x in delivered), delivered)
+        # Acks went out in batches (DeleteBatch), after each job's SUCCEEDED commit.
+        batches = sum(self.metric_sum(w, "syncwell_worker_ack_batches_total") for w in self.cluster.workers)
+        self.assertGreater(batches, 0)
         # One process runs the fleet-wide housekeeping (shard 0's lease holder).
         leaders = [s.metrics().get("syncwell_housekeeping_leader", 0) for s in self.cluster.schedulers]
         self.assertEqual(sum(leaders), 1, leaders)

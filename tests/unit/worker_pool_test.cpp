@@ -462,5 +462,47 @@ TEST_F(WorkerPoolTest, StopLetsShortJobsFinish) {
   EXPECT_TRUE(store_.Messages().empty());
 }
 
+TEST_F(WorkerPoolTest, BatchedAcksGoOutTenAtATimeAfterTheStatusCommit) {
+  std::vector<std::pair<JobId, std::string>> jobs;
+  for (int i = 0; i < 10; ++i) {
+    const std::string user = "u" + std::to_string(i);
+    jobs.emplace_back(AddJob(user), user);
+  }
+  handler_.fn = [](const store::Job&, JobContext&) -> Result<void> { return {}; };
+  WorkerPoolSettings s;
+  s.ack_batch_window = std::chrono::minutes{10};  // only a full batch flushes (not started)
+  auto pool = MakePool(s);
+  for (int i = 0; i < 9; ++i) ASSERT_TRUE(ReceiveAndProcess(*pool));
+  // Nine jobs committed SUCCEEDED; their messages wait for the batch (still held, not lost).
+  for (int i = 0; i < 9; ++i) {
+    EXPECT_EQ(StatusOf(jobs[i].first, jobs[i].second), store::JobStatus::kSucceeded);
+  }
+  EXPECT_EQ(store_.Messages().size(), 10u);
+  ASSERT_TRUE(ReceiveAndProcess(*pool));  // the tenth fills the batch: one DeleteBatch
+  EXPECT_TRUE(store_.Messages().empty());
+  EXPECT_EQ(metrics_.GetCounter("syncwell_worker_ack_batches_total", "").Value(), 1u);
+  EXPECT_EQ(Outcome("succeeded"), 10);
+}
+
+TEST_F(WorkerPoolTest, StopSendsTheAcksStillWaitingForABatch) {
+  auto a = AddJob("ann");
+  auto b = AddJob("bob");
+  handler_.fn = [](const store::Job&, JobContext&) -> Result<void> { return {}; };
+  WorkerPoolSettings s;
+  s.receive_wait = milliseconds{20};
+  s.ack_batch_window = std::chrono::minutes{10};
+  auto pool = MakePool(s);
+  pool->Start();
+  const auto deadline = std::chrono::steady_clock::now() + seconds{30};
+  while ((StatusOf(a, "ann") != store::JobStatus::kSucceeded ||
+          StatusOf(b, "bob") != store::JobStatus::kSucceeded) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds{5});
+  }
+  ASSERT_EQ(StatusOf(b, "bob"), store::JobStatus::kSucceeded);
+  pool->Stop();
+  EXPECT_TRUE(store_.Messages().empty());
+}
+
 }  // namespace
 }  // namespace syncwell::worker
