@@ -16,6 +16,8 @@
 #     --follow-jobs N       accepted jobs followed to their terminal state per phase (default 200)
 #     --retry-share F       share of client retries reusing an Idempotency-Key (default 0.05)
 #     --report-json FILE    default: $WORK/report.json (printed at the end)
+#     --chart FILE          HTML chart of throughput, latency, backlog and CPU over time
+#                           (default: $WORK/chart.html)
 #     --serve-args "..."    extra `syncwell serve` flags (embedded only)
 #     --keep                keep the work dir
 # The embedded server runs with the per-user rate limit out of reach (Zipf-hot users would
@@ -26,7 +28,7 @@ die() { echo "loadtest: $*" >&2; exit 2; }
 
 BIN=${SYNCWELL_BIN:-build/release/src/app/syncwell}
 PLAN=brief SCALE=0.05 USERS=2000 DATA_DIR="" PG_URL="" REDIS_URL="" TARGETS="" METRICS=""
-FOLLOW=200 RETRY=0.05 REPORT="" KEEP=0
+FOLLOW=200 RETRY=0.05 REPORT="" CHART="" KEEP=0
 SERVE_ARGS="--set api.user_rate_per_second=1000000 --set api.user_burst=1000000"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -42,9 +44,10 @@ while [[ $# -gt 0 ]]; do
     --follow-jobs) FOLLOW=$2; shift 2 ;;
     --retry-share) RETRY=$2; shift 2 ;;
     --report-json) REPORT=$2; shift 2 ;;
+    --chart) CHART=$2; shift 2 ;;
     --serve-args) SERVE_ARGS="$SERVE_ARGS $2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -57,6 +60,7 @@ WORK=$(mktemp -d -t syncwell-loadtest.XXXXXX)
 [[ -n "$DATA_DIR" ]] || DATA_DIR="$WORK/data"
 mkdir -p "$DATA_DIR"
 [[ -n "$REPORT" ]] || REPORT="$WORK/report.json"
+[[ -n "$CHART" ]] || CHART="$WORK/chart.html"
 SERVE_PID=""
 cleanup() {
   local rc=$? i
@@ -118,12 +122,13 @@ fi
 echo "=== syncwell loadgen --plan $PLAN --scale $SCALE --targets $TARGETS" >&2
 rc=0
 "$BIN" loadgen --plan "$PLAN" --scale "$SCALE" --targets "$TARGETS" --tokens "$TOKENS" \
-  --metrics-url "$METRICS" --report-json "$REPORT" --follow-jobs "$FOLLOW" \
+  --metrics-url "$METRICS" --report-json "$REPORT" --chart "$CHART" --follow-jobs "$FOLLOW" \
   --retry-share "$RETRY" || rc=$?
 if [[ -n "$SERVE_PID" ]] && ! kill -0 "$SERVE_PID" 2>/dev/null; then
   echo "loadtest: syncwell serve died during the run" >&2
   rc=1
 fi
 echo "=== JSON report: $REPORT ($( [[ -f "$REPORT" ]] && wc -c <"$REPORT" || echo missing) bytes)" >&2
-[[ "$KEEP" == 1 || "$REPORT" != "$WORK/report.json" ]] || echo "    (removed with the work dir; pass --keep or --report-json FILE)" >&2
+echo "=== chart: $CHART" >&2
+[[ "$KEEP" == 1 || "$REPORT" != "$WORK/report.json" ]] || echo "    (removed with the work dir; pass --keep or --report-json FILE / --chart FILE)" >&2
 exit $rc

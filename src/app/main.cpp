@@ -198,6 +198,9 @@ int main(int argc, char** argv) {
   loadgen->add_option("--targets", lp.targets, "plan: URL[,URL...], round-robin per request")
       ->delimiter(',');
   loadgen->add_option("--report-json", lp.report_json, "plan: write the JSON report here");
+  loadgen->add_option("--chart", lp.chart_html,
+                      "plan: write a chart of throughput, latency, backlog and CPU over time "
+                      "(self-contained HTML with SVG)");
   loadgen->add_option("--metrics-url", lp.metrics_urls, "plan: Prometheus URL[,URL...]")
       ->delimiter(',');
   loadgen->add_option("--retry-share", lp.retry_share, "plan: share of client retries (same key)");

@@ -25,6 +25,7 @@
 #include "cache/redis/redis_counter.hpp"
 #include "core/log.hpp"
 #include "net/http_client.hpp"
+#include "obs/process_metrics.hpp"
 #include "ratelimit/backoff.hpp"
 #include "ratelimit/delay_tracker.hpp"
 #include "ratelimit/redis/redis_limiter.hpp"
@@ -394,6 +395,7 @@ int RunServe(const config::Settings& s) {
                    });
   QueueStatsCache stats_cache(queue);
   AddQueueMetrics(metrics, stats_cache);
+  obs::AddProcessMetrics(metrics);
 
   // The worker pool (roles all and worker).
   auto limiter_settings = LimiterSettings(s);

@@ -173,7 +173,7 @@ class Worker {
   void Push(int64_t sched) {
     ++stats_.scheduled;
     if (pending_.size() >= kMaxQueue) {
-      ++stats_.not_sent;
+      NotSent(1);
       return;
     }
     pending_.push_back(sched);
@@ -199,7 +199,7 @@ class Worker {
           const int64_t s = pending_.front();
           pending_.pop_front();
           if (now - s >= cfg_.timeout_ns) {
-            ++stats_.not_sent;
+            NotSent(1);
             continue;
           }
           *sched = s;
@@ -246,10 +246,11 @@ class Worker {
       if (!co_await NextRequest(&sched)) break;
       if (!c->connected && !co_await Connect(c)) {
         if (stopped_) {
-          ++stats_.not_sent;
+          NotSent(1);
           break;
         }
         ++stats_.err_connect;
+        stats_.timeline.RecordError(NowNs() - start_ns_);
         co_await Backoff();
         continue;
       }
@@ -260,6 +261,7 @@ class Worker {
         Close(c);
         if (!co_await Connect(c)) {
           ++stats_.err_connect;
+          stats_.timeline.RecordError(NowNs() - start_ns_);
           continue;
         }
         r = co_await Exchange(c, sched, &status, &sent_at);
@@ -270,17 +272,30 @@ class Worker {
       switch (r) {
         case Outcome::kOk:
           Record(status, done - sched, done - sent_at);
+          if (done <= end_ns_) ++stats_.completed_in_window;
+          stats_.timeline.RecordResponse(done - start_ns_, status >= 500,
+                                         static_cast<uint64_t>(std::max<int64_t>(0, done - sched)));
           break;
         case Outcome::kTimeout:
           ++stats_.err_timeout;
+          stats_.timeline.RecordError(done - start_ns_);
           break;
         default:
           ++stats_.err_io;
+          stats_.timeline.RecordError(done - start_ns_);
           break;
       }
     }
     Close(c);
     --live_conns_;
+  }
+
+  // Requests never written (expired while queued, queue full, or the run ended first).
+  void NotSent(uint64_t n) {
+    if (n == 0) return;
+    stats_.not_sent += n;
+    const int64_t at = NowNs() - start_ns_;
+    for (uint64_t i = 0; i < n; ++i) stats_.timeline.RecordError(at);
   }
 
   void Record(int status, int64_t latency_ns, int64_t service_ns) {
@@ -442,14 +457,14 @@ class Worker {
       if (!started_) continue;
       while (!pending_.empty() && now - pending_.front() >= cfg_.timeout_ns) {
         pending_.pop_front();
-        ++stats_.not_sent;
+        NotSent(1);
       }
       if (saturation_ && now >= end_ns_) producing_done_ = true;
       if (!producing_done_) continue;
       const bool idle = pending_.empty() && in_flight_ == 0 && connecting_ == 0;
       if (idle || now >= drain_deadline_ns_) {
         stopped_ = true;
-        stats_.not_sent += pending_.size();
+        NotSent(pending_.size());
         pending_.clear();
         for (auto& c : conns_) {
           if (c->deadline_ns != INT64_MAX) c->timed_out = true;

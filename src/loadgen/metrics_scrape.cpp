@@ -87,6 +87,8 @@ ServerFigures ExtractFigures(const MetricsText& m) {
   f.rss_bytes = m.Sum("process_resident_memory_bytes");
   f.cpu_seconds = m.Sum("process_cpu_seconds_total");
   f.http_5xx = m.SumPrefix("syncwell_http_requests_total", "status", "5");
+  f.cpu_budget_cores = m.Sum("syncwell_process_cpu_budget_cores");
+  f.memory_budget_bytes = m.Sum("syncwell_process_memory_budget_bytes");
   return f;
 }
 

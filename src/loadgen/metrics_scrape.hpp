@@ -31,17 +31,19 @@ class MetricsText {
 
 // The figures of one scrape; nullopt = the server does not export it.
 struct ServerFigures {
-  std::optional<double> visible;        // syncwell_queue_visible_messages
-  std::optional<double> oldest_age_s;   // syncwell_queue_oldest_message_age_seconds
-  std::optional<double> dlq;            // syncwell_queue_dlq_messages
-  std::optional<double> auth_hits;      // syncwell_auth_decision_cache_hits_total
-  std::optional<double> auth_misses;    // syncwell_auth_decision_cache_misses_total
-  std::optional<double> config_hits;    // syncwell_cache_requests_total{cache="config",...}
-  std::optional<double> config_misses;  //   outcome="miss" + outcome="error"
-  std::optional<double> deferrals;      // syncwell_worker_jobs_total{outcome=~"deferred.*"}
-  std::optional<double> rss_bytes;      // process_resident_memory_bytes
-  std::optional<double> cpu_seconds;    // process_cpu_seconds_total
-  std::optional<double> http_5xx;       // syncwell_http_requests_total{status=~"5.."}
+  std::optional<double> visible;              // syncwell_queue_visible_messages
+  std::optional<double> oldest_age_s;         // syncwell_queue_oldest_message_age_seconds
+  std::optional<double> dlq;                  // syncwell_queue_dlq_messages
+  std::optional<double> auth_hits;            // syncwell_auth_decision_cache_hits_total
+  std::optional<double> auth_misses;          // syncwell_auth_decision_cache_misses_total
+  std::optional<double> config_hits;          // syncwell_cache_requests_total{cache="config",...}
+  std::optional<double> config_misses;        //   outcome="miss" + outcome="error"
+  std::optional<double> deferrals;            // syncwell_worker_jobs_total{outcome=~"deferred.*"}
+  std::optional<double> rss_bytes;            // process_resident_memory_bytes
+  std::optional<double> cpu_seconds;          // process_cpu_seconds_total
+  std::optional<double> http_5xx;             // syncwell_http_requests_total{status=~"5.."}
+  std::optional<double> cpu_budget_cores;     // syncwell_process_cpu_budget_cores
+  std::optional<double> memory_budget_bytes;  // syncwell_process_memory_budget_bytes
 };
 ServerFigures ExtractFigures(const MetricsText& m);
 

@@ -5,6 +5,7 @@
 #include <ostream>
 #include <thread>
 
+#include "loadgen/chart.hpp"
 #include "loadgen/engine.hpp"
 #include "loadgen/metrics_scrape.hpp"
 #include "loadgen/plan.hpp"
@@ -36,12 +37,27 @@ std::optional<ServerFigures> Scrape(const std::string& url) {
   return ExtractFigures(MetricsText::Parse(r->body));
 }
 
-void Sample(MetricsWindow& w) {
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A scrape before or after the phase: kept as the window's end point and in its series.
+std::optional<ServerFigures> ScrapeEdge(MetricsWindow& w, Clock::time_point plan_start) {
+  auto f = Scrape(w.url);
+  if (f)
+    w.series.push_back({SecondsSince(plan_start), *f});
+  else
+    ++w.failed_scrapes;
+  return f;
+}
+
+void Sample(MetricsWindow& w, Clock::time_point plan_start) {
   auto f = Scrape(w.url);
   if (!f) {
     ++w.failed_scrapes;
     return;
   }
+  w.series.push_back({SecondsSince(plan_start), *f});
   ++w.samples;
   auto up = [](std::optional<double>& m, std::optional<double> v) {
     if (v) m = m ? std::max(*m, *v) : *v;
@@ -86,11 +102,8 @@ JobFollow Follow(const std::vector<AcceptedJob>& jobs, const std::vector<PopUser
 
 // Runs the engine on its own thread while this one samples the metrics every second.
 Result<RunStats> RunPhase(const EngineRun& run, MixedSource& source,
-                          std::vector<MetricsWindow>& windows) {
-  for (auto& w : windows) {
-    w.before = Scrape(w.url);
-    if (!w.before) ++w.failed_scrapes;
-  }
+                          std::vector<MetricsWindow>& windows, Clock::time_point plan_start) {
+  for (auto& w : windows) w.before = ScrapeEdge(w, plan_start);
   std::atomic<bool> finished{false};
   std::optional<Result<RunStats>> result;
   std::thread engine([&] {
@@ -102,13 +115,10 @@ Result<RunStats> RunPhase(const EngineRun& run, MixedSource& source,
     std::this_thread::sleep_for(50ms);
     if (Clock::now() < next || finished) continue;
     next += kSampleEvery;
-    for (auto& w : windows) Sample(w);
+    for (auto& w : windows) Sample(w, plan_start);
   }
   engine.join();
-  for (auto& w : windows) {
-    w.after = Scrape(w.url);
-    if (!w.after) ++w.failed_scrapes;
-  }
+  for (auto& w : windows) w.after = ScrapeEdge(w, plan_start);
   return std::move(*result);
 }
 
@@ -165,16 +175,18 @@ int RunPlan(const PlanOptions& o, std::ostream& out) {
   out << "loadgen plan " << spec->name << " x" << o.scale << ": " << n_users << " users, "
       << o.targets.size() << " target(s), retry share " << o.retry_share << '\n';
   std::vector<PhaseResult> results;
+  const auto plan_start = Clock::now();
   for (const auto& phase : spec->phases) {
     PhaseResult r;
     r.phase = phase;
+    r.start_s = SecondsSince(plan_start);
     for (const auto& url : o.metrics_urls) r.metrics.push_back(MetricsWindow{url});
     run.rate = phase.rate;
     run.duration = phase.duration;
     source.BeginPhase(EngineWorkers(run));
     out << "--- running " << phase.name << ": " << phase.rate << " rps for "
         << static_cast<double>(phase.duration.count()) / 1000.0 << " s" << std::endl;
-    auto stats = RunPhase(run, source, r.metrics);
+    auto stats = RunPhase(run, source, r.metrics, plan_start);
     if (!stats) return fail(stats.error().message);
     r.stats = std::move(*stats);
     auto taken = source.TakePhase();
@@ -204,6 +216,12 @@ int RunPlan(const PlanOptions& o, std::ostream& out) {
     std::ofstream f(o.report_json, std::ios::trunc);
     f << json << '\n';
     if (!f) return fail("cannot write --report-json " + o.report_json);
+  }
+  if (!o.chart_html.empty()) {
+    std::ofstream f(o.chart_html, std::ios::trunc);
+    f << ChartHtml(header, results);
+    if (!f) return fail("cannot write --chart " + o.chart_html);
+    out << "chart: " << o.chart_html << '\n';
   }
   out.flush();
   return overall.stats.status_2xx > 0 ? 0 : 1;

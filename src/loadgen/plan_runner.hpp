@@ -12,11 +12,12 @@ namespace syncwell::loadgen {
 
 // Each field is the CLI flag in its comment (`syncwell loadgen --plan ...`), same default.
 struct PlanOptions {
-  std::string plan;                       // --plan brief|smoke
-  double scale = 1.0;                     // --scale F: every phase duration x F; rates unchanged
-  std::vector<std::string> targets;       // --targets URL[,URL...]: round-robin per request
-  std::string tokens_file;                // --tokens FILE: lines "TOKEN SRC_CONN DST_CONN"
-  std::string report_json;                // --report-json FILE
+  std::string plan;                  // --plan brief|smoke
+  double scale = 1.0;                // --scale F: every phase duration x F; rates unchanged
+  std::vector<std::string> targets;  // --targets URL[,URL...]: round-robin per request
+  std::string tokens_file;           // --tokens FILE: lines "TOKEN SRC_CONN DST_CONN"
+  std::string report_json;           // --report-json FILE
+  std::string chart_html;  // --chart FILE: latency, throughput and backlog over time (HTML+SVG)
   std::vector<std::string> metrics_urls;  // --metrics-url URL[,URL...] (path default /metrics)
   double retry_share = 0.05;              // --retry-share: share of requests that are retries
   size_t follow_jobs = 0;                 // --follow-jobs N: accepted jobs followed per phase

@@ -13,6 +13,7 @@ void RunStats::Merge(const RunStats& o) {
   scheduled += o.scheduled;
   sent += o.sent;
   completed += o.completed;
+  completed_in_window += o.completed_in_window;
   status_2xx += o.status_2xx;
   status_1xx += o.status_1xx;
   status_3xx += o.status_3xx;
@@ -30,6 +31,7 @@ void RunStats::Merge(const RunStats& o) {
   elapsed_ns = std::max(elapsed_ns, o.elapsed_ns);
   latency.Merge(o.latency);
   service.Merge(o.service);
+  timeline.Merge(o.timeline);
 }
 
 uint64_t RunStats::Errors() const {

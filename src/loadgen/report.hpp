@@ -6,6 +6,7 @@
 
 #include "loadgen/histogram.hpp"
 #include "loadgen/loadgen.hpp"
+#include "loadgen/timeline.hpp"
 
 namespace syncwell::loadgen {
 
@@ -13,6 +14,7 @@ struct RunStats {
   uint64_t scheduled = 0;  // requests the plan asked for (fixed rate) or started (saturation)
   uint64_t sent = 0;       // written to a socket
   uint64_t completed = 0;  // got a full response, any status
+  uint64_t completed_in_window = 0;  // of those, completed before the schedule ended (not late)
   uint64_t status_2xx = 0;
   uint64_t status_1xx = 0, status_3xx = 0, status_4xx = 0, status_5xx = 0, status_other = 0;
   uint64_t err_connect = 0;       // request failed because its connection could not be opened
@@ -27,6 +29,7 @@ struct RunStats {
   LatencyHistogram latency;      // every completed response, from its scheduled time
   LatencyHistogram service;      // the same responses from the actual write (uncorrected):
                                  //   latency - service = time queued waiting for a connection
+  Timeline timeline;             // second by second from the start: responses, errors, latency
 
   void Merge(const RunStats& o);
   uint64_t Errors() const;  // non-2xx + connect + timeout + io + not_sent

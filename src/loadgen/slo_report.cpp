@@ -1,6 +1,7 @@
 #include "loadgen/slo_report.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ostream>
 
@@ -56,7 +57,38 @@ std::optional<double> Ratio(std::optional<double> hits, std::optional<double> mi
   return *hits / (*hits + *misses);
 }
 
+// Nearest-rank percentile of `v` (sorted in place); nullopt when empty.
+std::optional<double> PercentileOf(std::vector<double>& v, double p) {
+  if (v.empty()) return std::nullopt;
+  std::sort(v.begin(), v.end());
+  const auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size())));
+  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
+}
+
 }  // namespace
+
+BudgetUse BudgetUseOf(const MetricsWindow& w) {
+  BudgetUse u;
+  std::vector<double> cpu, mem;
+  const MetricsPoint* prev = nullptr;
+  for (const auto& p : w.series) {
+    const auto& f = p.f;
+    if (f.cpu_budget_cores && *f.cpu_budget_cores > 0) u.cpu_budget_cores = *f.cpu_budget_cores;
+    if (f.rss_bytes && f.memory_budget_bytes && *f.memory_budget_bytes > 0)
+      mem.push_back(*f.rss_bytes / *f.memory_budget_bytes);
+    if (prev != nullptr && prev->f.cpu_seconds && f.cpu_seconds && f.cpu_budget_cores &&
+        *f.cpu_budget_cores > 0) {
+      const double dt = p.t_s - prev->t_s;
+      // A restarted process resets its counter: skip that interval rather than go negative.
+      if (dt >= 0.25 && *f.cpu_seconds >= *prev->f.cpu_seconds)
+        cpu.push_back((*f.cpu_seconds - *prev->f.cpu_seconds) / dt / *f.cpu_budget_cores);
+    }
+    prev = &p;
+  }
+  u.cpu_p90 = PercentileOf(cpu, 90);
+  u.memory_p90 = PercentileOf(mem, 90);
+  return u;
+}
 
 void JobFollow::Merge(const JobFollow& o) {
   sampled += o.sampled;
@@ -70,13 +102,16 @@ std::vector<Check> PhaseChecks(const PhaseResult& r, bool overall) {
   std::vector<Check> c;
   const RunStats& s = r.stats;
   const double dur_s = static_cast<double>(r.phase.duration.count()) / 1000.0;
-  const double achieved = dur_s > 0 ? static_cast<double>(s.completed) / dur_s : 0;
+  // Responses that arrived after the phase's schedule ended are late, not throughput.
+  const double achieved = dur_s > 0 ? static_cast<double>(s.completed_in_window) / dur_s : 0;
   const double sched = std::max<double>(1.0, static_cast<double>(s.scheduled));
   const bool judged = !overall && !r.phase.stress;  // stress steps look for the limit: info only
   if (!overall) {
     c.push_back({"achieved rate", Fixed(achieved, 1) + " rps",
                  ">= 95% of " + Fixed(r.phase.rate, 0) + " rps",
                  judged ? Verdict(achieved >= 0.95 * r.phase.rate) : "info"});
+    c.push_back({"late responses (after the phase)",
+                 std::to_string(s.completed - s.completed_in_window), "-", "info"});
   } else {
     c.push_back({"requests completed",
                  std::to_string(s.completed) + " of " + std::to_string(s.scheduled), "-", "info"});
@@ -147,13 +182,41 @@ std::vector<Check> PhaseChecks(const PhaseResult& r, bool overall) {
     c.push_back({"limiter deferrals", Fixed(*deferrals, 0), "-", "info"});
   else
     na("limiter deferrals", "-");
+  // The busiest process decides (in a fleet every --metrics-url is one process).
+  std::optional<double> cpu, mem;
+  std::string cpu_at, mem_at;
+  double cores = 0;
+  for (const auto& w : r.metrics) {
+    const BudgetUse u = BudgetUseOf(w);
+    if (u.cpu_p90 && (!cpu || *u.cpu_p90 > *cpu)) {
+      cpu = u.cpu_p90;
+      cpu_at = w.url;
+      cores = u.cpu_budget_cores;
+    }
+    if (u.memory_p90 && (!mem || *u.memory_p90 > *mem)) {
+      mem = u.memory_p90;
+      mem_at = w.url;
+    }
+  }
+  const std::string where = r.metrics.size() > 1 ? " at " : "";
+  if (cpu)
+    c.push_back(
+        {"server CPU P90",
+         Pct(*cpu) + " of " + Fixed(cores, 1) + " cores" + (where.empty() ? "" : where + cpu_at),
+         "< 80% of budget", Verdict(*cpu < 0.80)});
+  else
+    na("server CPU P90", "< 80% of budget");
+  if (mem)
+    c.push_back({"server memory P90", Pct(*mem) + (where.empty() ? "" : where + mem_at),
+                 "< 80% of budget", Verdict(*mem < 0.80)});
+  else
+    na("server memory P90", "< 80% of budget");
   const auto rss = Peak(
       r.metrics, [](const ServerFigures& f) { return f.rss_bytes; }, &MetricsWindow::max_rss_bytes);
   if (rss)
-    c.push_back(
-        {"server RSS (max)", Fixed(*rss / 1048576.0, 1) + " MB", "< 80% of budget", "info"});
+    c.push_back({"server RSS (max)", Fixed(*rss / 1048576.0, 1) + " MB", "-", "info"});
   else
-    na("server RSS (max)", "< 80% of budget");
+    na("server RSS (max)", "-");
 
   if (r.followed) {
     const auto& f = r.follow;
@@ -209,6 +272,7 @@ PhaseResult Overall(const std::vector<PhaseResult>& phases) {
           w.max_rss_bytes = MaxOpt(w.max_rss_bytes, pw.after->rss_bytes);
         }
         if (&p != &phases.front()) {
+          w.series.insert(w.series.end(), pw.series.begin(), pw.series.end());
           w.samples += pw.samples;
           w.failed_scrapes += pw.failed_scrapes;
         }
@@ -262,10 +326,12 @@ void AppendPhase(std::string& j, const PhaseResult& r, bool overall) {
   j += ",\"duration_s\":" + Fixed(static_cast<double>(r.phase.duration.count()) / 1000.0, 3);
   j += ",\"stress\":" + std::string(r.phase.stress ? "true" : "false");
   const double dur_s = std::max(1e-9, static_cast<double>(r.phase.duration.count()) / 1000.0);
-  j += ",\"achieved_rate\":" + Fixed(static_cast<double>(s.completed) / dur_s, 3);
+  j += ",\"achieved_rate\":" + Fixed(static_cast<double>(s.completed_in_window) / dur_s, 3);
+  j += ",\"start_s\":" + Fixed(r.start_s, 3);
   j += ",\"scheduled\":" + std::to_string(s.scheduled);
   j += ",\"sent\":" + std::to_string(s.sent);
   j += ",\"completed\":" + std::to_string(s.completed);
+  j += ",\"completed_in_window\":" + std::to_string(s.completed_in_window);
   j += ",\"status_2xx\":" + std::to_string(s.status_2xx);
   j += ",\"status_4xx\":" + std::to_string(s.status_4xx);
   j += ",\"status_5xx\":" + std::to_string(s.status_5xx);
@@ -299,6 +365,41 @@ void AppendPhase(std::string& j, const PhaseResult& r, bool overall) {
          ",\"p95\":" + Fixed(Ms(f.latency.Percentile(95)) / 1000, 3) +
          ",\"p99\":" + Fixed(Ms(f.latency.Percentile(99)) / 1000, 3) +
          ",\"max\":" + Fixed(Ms(f.latency.max()) / 1000, 3) + "}}";
+  }
+  if (!overall) {
+    // Per second of the phase (t_s from the plan's start): for charts and later analysis.
+    j += ",\"timeline\":[";
+    bool first_point = true;
+    for (const auto& p : s.timeline.Points(r.start_s)) {
+      if (!first_point) j += ',';
+      first_point = false;
+      j += "{\"t_s\":" + Fixed(p.t_s, 1) + ",\"completed\":" + std::to_string(p.completed) +
+           ",\"errors\":" + std::to_string(p.errors) + ",\"p50_ms\":" + Fixed(p.p50_ms, 3) +
+           ",\"p99_ms\":" + Fixed(p.p99_ms, 3) + "}";
+    }
+    j += "],\"server_series\":[";
+    for (size_t i = 0; i < r.metrics.size(); ++i) {
+      if (i) j += ',';
+      j += "{\"url\":";
+      AppendString(j, r.metrics[i].url);
+      j += ",\"points\":[";
+      bool first_sample = true;
+      for (const auto& m : r.metrics[i].series) {
+        if (!first_sample) j += ',';
+        first_sample = false;
+        j += "{\"t_s\":" + Fixed(m.t_s, 2);
+        auto field = [&j](const char* name, std::optional<double> v) {
+          if (v) j += std::string(",\"") + name + "\":" + Fixed(*v, 3);
+        };
+        field("visible", m.f.visible);
+        field("oldest_age_s", m.f.oldest_age_s);
+        field("rss_bytes", m.f.rss_bytes);
+        field("cpu_seconds", m.f.cpu_seconds);
+        j += '}';
+      }
+      j += "]}";
+    }
+    j += ']';
   }
   j += ",\"checks\":[";
   bool first = true;

@@ -14,14 +14,32 @@
 
 namespace syncwell::loadgen {
 
+// One successful scrape, `t_s` seconds after the plan started.
+struct MetricsPoint {
+  double t_s = 0;
+  ServerFigures f;
+};
+
 // One --metrics-url over one phase: scrapes before and after, and samples taken while it ran.
 struct MetricsWindow {
   std::string url;
   std::optional<ServerFigures> before, after;
   std::optional<double> max_visible, max_oldest_age_s, max_rss_bytes;
+  std::vector<MetricsPoint> series;  // every successful scrape (before, samples, after) in order
   int samples = 0;
   int failed_scrapes = 0;
 };
+
+// SPEC S1 "workers: CPU P90 < 80%, memory P90 < 80% of their budget", per --metrics-url: CPU
+// from process_cpu_seconds_total between consecutive scrapes over
+// syncwell_process_cpu_budget_cores, memory from process_resident_memory_bytes over
+// syncwell_process_memory_budget_bytes.
+struct BudgetUse {
+  std::optional<double> cpu_p90;     // share of the CPU budget, 0..1+
+  std::optional<double> memory_p90;  // share of the memory budget
+  double cpu_budget_cores = 0;
+};
+BudgetUse BudgetUseOf(const MetricsWindow& w);
 
 // --follow-jobs: a sample of accepted jobs polled to their terminal state.
 struct JobFollow {
@@ -35,6 +53,7 @@ struct JobFollow {
 
 struct PhaseResult {
   Phase phase;
+  double start_s = 0;  // when the phase started, seconds after the plan started
   RunStats stats;
   KindCounts counts;
   std::vector<MetricsWindow> metrics;  // one per --metrics-url

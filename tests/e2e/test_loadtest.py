@@ -40,12 +40,13 @@ class LoadTestSmoke(unittest.TestCase):
         url = f"http://127.0.0.1:{cls.server.port}"
         cls.report_json = os.path.join(cls.work, "report.json")
         cls.jobs_file = os.path.join(cls.work, "jobs.txt")
+        cls.chart = os.path.join(cls.work, "chart.html")
         cls.started = time.time()
         cls.proc = subprocess.run(
             [harness.BIN, "loadgen", "--plan", "smoke", "--scale", SCALE, "--targets", url,
              "--tokens", cls.token_file, "--metrics-url", url, "--report-json", cls.report_json,
              "--follow-jobs", "20", "--follow-timeout", "30s", "--jobs-out", cls.jobs_file,
-             "--retry-share", "0.05", "--seed", "1"],
+             "--retry-share", "0.05", "--seed", "1", "--chart", cls.chart],
             capture_output=True, text=True, timeout=300)
         cls.elapsed = time.time() - cls.started
 
@@ -84,6 +85,16 @@ class LoadTestSmoke(unittest.TestCase):
             checks = {c["name"]: c for c in p["checks"]}
             self.assertIn(checks["queue visible backlog (max)"]["verdict"], ("PASS", "FAIL"))
             self.assertIn(checks["DLQ depth (end)"]["verdict"], ("PASS", "FAIL"))
+            self.assertLessEqual(p["completed_in_window"], p["completed"], p["name"])
+            # The server exports its CPU and memory, so the S1 budget checks have a verdict.
+            for name in ("server CPU P90", "server memory P90"):
+                self.assertIn(checks[name]["verdict"], ("PASS", "FAIL"), (p["name"], checks[name]))
+        for p in r["phases"]:
+            self.assertGreater(len(p["timeline"]), 0, p["name"])
+            self.assertEqual(sum(t["completed"] for t in p["timeline"]), p["completed"], p["name"])
+            points = p["server_series"][0]["points"]
+            self.assertGreaterEqual(len(points), 2, p["name"])  # before and after at least
+            self.assertTrue(all("cpu_seconds" in x and "rss_bytes" in x for x in points))
         kinds = r["overall"]["requests"]
         for k in ("POST /v1/sync-jobs", "GET /v1/sync-jobs/{id}", "GET /v1/sync-configs"):
             self.assertGreater(kinds[k]["sent"], 0, k)
@@ -93,6 +104,15 @@ class LoadTestSmoke(unittest.TestCase):
         self.assertEqual(r["overall"]["retry_other"], 0)
         self.assertEqual(r["overall"]["retry_same_job_id"],
                          kinds["POST /v1/sync-jobs (retry, same key)"]["sent"])
+
+    def test_chart_has_every_panel(self):
+        with open(self.chart) as f:
+            html = f.read()
+        for panel in ("Throughput", "Latency", "Queue visible backlog", "Server CPU"):
+            self.assertIn(panel, html)
+        self.assertGreaterEqual(html.count("<polyline"), 5)
+        for phase in FIXED_PHASES:
+            self.assertIn(f">{phase}</text>", html)
 
     def test_followed_jobs_all_terminal(self):
         r = self.report()

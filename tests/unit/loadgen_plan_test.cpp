@@ -8,9 +8,11 @@
 #include <set>
 #include <string>
 
+#include "loadgen/chart.hpp"
 #include "loadgen/metrics_scrape.hpp"
 #include "loadgen/plan.hpp"
 #include "loadgen/slo_report.hpp"
+#include "loadgen/timeline.hpp"
 
 namespace syncwell::loadgen {
 namespace {
@@ -255,6 +257,7 @@ TEST(LoadgenSlo, ChecksCompareWithS1Targets) {
   r.phase = {"peak", 100, milliseconds(10'000), false};
   r.stats.scheduled = 1000;
   r.stats.completed = 1000;
+  r.stats.completed_in_window = 1000;
   r.stats.status_2xx = 998;
   r.stats.status_5xx = 2;                                                          // 0.2% > 0.1%
   for (int i = 0; i < 1000; ++i) r.stats.latency.Record(uint64_t(i) * 1'000'000);  // up to 999 ms
@@ -283,6 +286,7 @@ TEST(LoadgenSlo, ChecksCompareWithS1Targets) {
   PhaseResult good;
   good.phase = {"baseline", 10, milliseconds(1000), false};
   good.stats.scheduled = good.stats.completed = good.stats.status_2xx = 10;
+  good.stats.completed_in_window = 10;
   good.stats.latency.Record(5'000'000);
   const auto overall = Overall({good});
   EXPECT_TRUE(AllPass({good}, overall));
@@ -290,6 +294,110 @@ TEST(LoadgenSlo, ChecksCompareWithS1Targets) {
   const std::string json = ReportJson(ReportHeader{"smoke", 0.01}, {good}, overall);
   EXPECT_NE(json.find("\"name\":\"baseline\""), std::string::npos);
   EXPECT_NE(json.find("\"verdict\":\"PASS\"}"), std::string::npos);
+}
+
+// Under overload the responses keep arriving after the phase's schedule ended: they are late,
+// and the achieved rate counts only what completed within the phase.
+TEST(LoadgenSlo, AchievedRateExcludesLateResponses) {
+  PhaseResult r;
+  r.phase = {"peak", 100, milliseconds(10'000), false};
+  r.stats.scheduled = r.stats.completed = r.stats.status_2xx = 1000;
+  r.stats.completed_in_window = 600;
+  r.stats.latency.Record(1'000'000);
+  const auto cs = PhaseChecks(r, false);
+  EXPECT_EQ(Find(cs, "achieved rate")->value, "60.0 rps");
+  EXPECT_EQ(Find(cs, "achieved rate")->verdict, "FAIL");
+  EXPECT_EQ(Find(cs, "late responses (after the phase)")->value, "400");
+}
+
+TEST(LoadgenTimeline, BucketsPercentilesAndMerge) {
+  // Every bucket's midpoint is within 5% of any latency in it (8 buckets per octave).
+  for (uint64_t ns : {1'500ull, 80'000ull, 3'000'000ull, 250'000'000ull, 9'000'000'000ull}) {
+    const double mid = Timeline::BucketMidpointNs(Timeline::BucketOf(ns));
+    EXPECT_NEAR(mid / static_cast<double>(ns), 1.0, 0.05) << ns;
+  }
+  Timeline a, b;
+  for (int i = 0; i < 99; ++i) a.RecordResponse(200'000'000, false, 2'000'000);  // second 0
+  a.RecordResponse(900'000'000, true, 400'000'000);                              // the P99+
+  a.RecordError(2'500'000'000);                                                  // second 2
+  b.RecordResponse(1'100'000'000, false, 10'000'000);                            // second 1
+  b.RecordResponse(-5, false, 1'000);  // before the start: clamped into second 0
+  a.Merge(b);
+  ASSERT_EQ(a.seconds(), 3u);
+  const auto pts = a.Points(10.0);
+  ASSERT_EQ(pts.size(), 3u);
+  EXPECT_DOUBLE_EQ(pts[0].t_s, 10.0);
+  EXPECT_EQ(pts[0].completed, 101u);
+  EXPECT_EQ(pts[0].errors, 1u);
+  EXPECT_NEAR(pts[0].p50_ms, 2.0, 0.1);
+  EXPECT_NEAR(pts[0].p99_ms, 2.0, 0.1);  // rank 100 of 101 is still a 2 ms response
+  EXPECT_EQ(pts[1].completed, 1u);
+  EXPECT_NEAR(pts[1].p99_ms, 10.0, 0.5);
+  EXPECT_EQ(pts[2].completed, 0u);
+  EXPECT_EQ(pts[2].errors, 1u);
+  EXPECT_EQ(pts[2].p99_ms, 0.0);
+}
+
+ServerFigures Fig(double cpu_s, double rss, double cores = 2, double mem = 1000) {
+  ServerFigures f;
+  f.cpu_seconds = cpu_s;
+  f.rss_bytes = rss;
+  f.cpu_budget_cores = cores;
+  f.memory_budget_bytes = mem;
+  return f;
+}
+
+TEST(LoadgenSlo, CpuAndMemoryP90AgainstTheBudget) {
+  MetricsWindow w{"http://x"};
+  // 10 one-second intervals: nine at 0.5 core, one at 1.9 cores, of a 2-core budget.
+  double cpu = 0;
+  w.series.push_back({0.0, Fig(cpu, 100)});
+  for (int i = 1; i <= 10; ++i) {
+    cpu += i == 10 ? 1.9 : 0.5;
+    w.series.push_back({static_cast<double>(i), Fig(cpu, 100.0 * i)});
+  }
+  const BudgetUse u = BudgetUseOf(w);
+  ASSERT_TRUE(u.cpu_p90.has_value());
+  EXPECT_NEAR(*u.cpu_p90, 0.25, 1e-9);    // 9th of 10 sorted intervals: 0.5 / 2 cores
+  EXPECT_NEAR(*u.memory_p90, 0.9, 1e-9);  // 100, 100, 200..1000 of 1000: the 10th of 11
+  EXPECT_DOUBLE_EQ(u.cpu_budget_cores, 2.0);
+  // A restarted process (counter went down) is skipped, not negative.
+  MetricsWindow restarted{"http://y"};
+  restarted.series = {{0, Fig(50, 1)}, {1, Fig(0.2, 1)}, {2, Fig(0.4, 1)}};
+  EXPECT_NEAR(*BudgetUseOf(restarted).cpu_p90, 0.1, 1e-9);
+
+  PhaseResult r;
+  r.phase = {"soak", 10, milliseconds(10'000), false};
+  r.metrics.push_back(w);
+  const auto cs = PhaseChecks(r, false);
+  EXPECT_EQ(Find(cs, "server CPU P90")->verdict, "PASS");
+  EXPECT_EQ(Find(cs, "server CPU P90")->value, "25.000% of 2.0 cores");
+  EXPECT_EQ(Find(cs, "server memory P90")->verdict, "FAIL");
+  PhaseResult none;
+  none.phase = r.phase;
+  EXPECT_EQ(Find(PhaseChecks(none, false), "server CPU P90")->verdict, "n/a");
+}
+
+TEST(LoadgenChart, OnePagePerRunWithEveryPanel) {
+  PhaseResult a;
+  a.phase = {"baseline", 100, milliseconds(2'000), false};
+  a.stats.timeline.RecordResponse(100'000'000, false, 3'000'000);
+  a.stats.timeline.RecordResponse(1'100'000'000, true, 700'000'000);
+  MetricsWindow w{"http://x/metrics"};
+  ServerFigures f = Fig(1, 10);
+  f.visible = 12;
+  w.series = {{0.0, f}, {1.0, f}};
+  a.metrics.push_back(w);
+  PhaseResult b = a;
+  b.phase = {"peak <3k>", 3000, milliseconds(2'000), false};
+  b.start_s = 2.0;
+  const std::string html = ChartHtml(ReportHeader{"brief", 0.05}, {a, b});
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_EQ(html.find("<script"), std::string::npos);  // static: no script, no external asset
+  for (const char* s : {"Throughput", "Latency", "Queue visible backlog", "Server CPU",
+                        "peak &lt;3k&gt;", "SLO P99 &lt; 500 ms", "<polyline"})
+    EXPECT_NE(html.find(s), std::string::npos) << s;
+  EXPECT_EQ(html.find("peak <3k>"), std::string::npos);  // names are escaped
 }
 
 }  // namespace
