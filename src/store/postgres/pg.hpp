@@ -208,7 +208,7 @@ Result<int> Migrate(PgPool& pool, const std::vector<Migration>& migrations);
 Result<int> PendingMigrations(PgPool& pool, const std::vector<Migration>& migrations);
 
 // Every migration of the PostgreSQL adapters, in order: StoreMigrations() (postgres_store.cpp),
-// QueueMigrations() (postgres_job_queue.cpp), FleetMigrations() (shard leases, pg_leases.cpp).
+// QueueMigrations() (postgres_job_queue_sql.cpp), FleetMigrations() (shard leases, pg_leases.cpp).
 std::vector<Migration> AllMigrations();
 std::vector<Migration> StoreMigrations();
 std::vector<Migration> QueueMigrations();

@@ -20,9 +20,11 @@
 // Lifecycle: construct (after pg::Migrate) -> Start() (starts the LISTEN thread) -> Stop(); the
 // destructor stops. Without Start() the queue works, with long polls woken only by this object's
 // own sends and the periodic re-check. Thread-safe; methods block (run them off I/O threads).
+//
+// Sources: postgres_job_queue.cpp (the calls), postgres_job_queue_listener.cpp (Start/Stop and
+// the LISTEN thread), postgres_job_queue_sql.cpp (the schema and PL/pgSQL: pg::QueueMigrations()).
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -33,6 +35,7 @@
 
 #include "core/clock.hpp"
 #include "queue/job_queue.hpp"
+#include "queue/long_poll.hpp"
 #include "store/postgres/pg.hpp"
 
 namespace syncwell::store {
@@ -108,9 +111,7 @@ class PostgresJobQueue final : public queue::JobQueue {
   const queue::QueueSettings settings_;
   const Clock& clock_;
 
-  std::mutex wake_mu_;
-  std::condition_variable wake_cv_;
-  uint64_t wakeups_ = 0;
+  queue::WakeupSignal wakeups_;  // long-poll wake-ups (Wake())
   // Receivers blocked in a long poll now, and when the last one stopped waiting (steady clock,
   // ns): while either is recent the listener keeps this process in queue_waiters, which is what
   // makes senders NOTIFY.

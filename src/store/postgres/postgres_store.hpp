@@ -19,6 +19,9 @@
 // Lifecycle: none beyond the pool's; construct after pg::Migrate. Thread-safe; methods block
 // (call them from a blocking pool, never an I/O thread). Errors: server down / connection lost ->
 // kUnavailable (pg.hpp), lost races -> kConflict / kAlreadyExists as the contract says.
+//
+// Sources: postgres_store.cpp (schema, users, connections, sync configs, jobs, idempotency, user
+// deletion, control events), postgres_store_sync_state.cpp (cursors and the sync ledger).
 #include <chrono>
 #include <cstdint>
 #include <functional>

@@ -263,13 +263,7 @@ SqliteJobQueue::SqliteJobQueue(SqliteStore& store, queue::QueueSettings settings
     : SqliteJobQueue(store.db(), WithWindow(settings, store.db().settings().dedup_window),
                      store.clock()) {}
 
-void SqliteJobQueue::Wake() {
-  {
-    std::lock_guard lock(wake_mu_);
-    ++wakeups_;
-  }
-  wake_cv_.notify_all();
-}
+void SqliteJobQueue::Wake() { wakeups_.Notify(); }
 
 Result<queue::SendOutcome> SqliteJobQueue::Send(const queue::OutgoingMessage& m) {
   queue::SendOutcome out;
@@ -288,23 +282,8 @@ Result<queue::SendOutcome> SqliteJobQueue::Send(const queue::OutgoingMessage& m)
 Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::Receive(
     const queue::ReceiveOptions& options) {
   if (Status st = queue::ValidateReceive(options); !st.ok()) return st.error();
-  // The wait is a bound on blocking, so it is real time; visibility uses the injected clock.
-  const auto deadline = std::chrono::steady_clock::now() + options.wait;
-  for (;;) {
-    uint64_t seen = 0;
-    {
-      std::lock_guard lock(wake_mu_);
-      seen = wakeups_;
-    }
-    auto got = ReceiveOnce(options);
-    if (!got.ok() || !got->empty()) return got;
-    const auto left = deadline - std::chrono::steady_clock::now();
-    if (left <= decltype(left)::zero()) return got;
-    std::unique_lock lock(wake_mu_);
-    wake_cv_.wait_for(
-        lock, std::min<std::chrono::steady_clock::duration>(left, settings_.long_poll_interval),
-        [&] { return wakeups_ != seen; });
-  }
+  return queue::LongPoll(options.wait, settings_.long_poll_interval, wakeups_,
+                         [&] { return ReceiveOnce(options); });
 }
 
 Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::ReceiveOnce(

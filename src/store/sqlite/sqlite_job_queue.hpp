@@ -17,19 +17,19 @@
 // range per priority, so its cost does not grow with the backlog behind the heads.
 // queue_dedup(dedup_id -> message_id, expires_at); queue_counters and queue_delivery_counters.
 //
-// Long polling: Receive with wait > 0 sleeps on a condition variable signalled by this object's
-// Send/redrive and re-checks every settings.long_poll_interval (messages sent through
-// SqliteStore::CreateJob or another process, and delays that come due, are seen that way).
+// Long polling (queue::LongPoll, queue/long_poll.hpp): Receive with wait > 0 sleeps on a wake-up
+// signal bumped by this object's Send/redrive and re-checks every settings.long_poll_interval
+// (messages sent through SqliteStore::CreateJob or another process, and delays that come due, are
+// seen that way).
 //
 // Thread-safe; methods block (run them off I/O threads). The SqliteDb must be started and must
 // outlive this object.
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 
 #include "core/clock.hpp"
 #include "queue/job_queue.hpp"
+#include "queue/long_poll.hpp"
 #include "store/sqlite/sqlite_db.hpp"
 
 namespace syncwell::store {
@@ -78,9 +78,7 @@ class SqliteJobQueue final : public queue::JobQueue {
   const queue::QueueSettings settings_;
   const Clock& clock_;
 
-  std::mutex wake_mu_;  // guards wakeups_
-  std::condition_variable wake_cv_;
-  uint64_t wakeups_ = 0;
+  queue::WakeupSignal wakeups_;  // long-poll wake-ups (Wake())
 };
 
 }  // namespace syncwell::store

@@ -1,0 +1,44 @@
+#include "queue/long_poll.hpp"
+
+#include <algorithm>
+
+namespace syncwell::queue {
+
+void WakeupSignal::Notify() {
+  {
+    std::lock_guard lock(mu_);
+    ++count_;
+  }
+  cv_.notify_all();
+}
+
+uint64_t WakeupSignal::Current() {
+  std::lock_guard lock(mu_);
+  return count_;
+}
+
+void WakeupSignal::WaitFor(uint64_t seen, std::chrono::steady_clock::duration timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return count_ != seen; });
+}
+
+Result<std::vector<ReceivedMessage>> LongPoll(std::chrono::milliseconds wait,
+                                              std::chrono::milliseconds recheck_interval,
+                                              WakeupSignal& wakeups,
+                                              const ReceiveOnceFn& receive_once,
+                                              const LongPollHooks& hooks) {
+  // The wait is a bound on blocking, so it is real time; visibility uses the injected clock.
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    const uint64_t seen = wakeups.Current();
+    auto got = receive_once();
+    if (!got.ok() || !got->empty()) return got;
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= decltype(left)::zero()) return got;
+    if (hooks.before_wait) hooks.before_wait();
+    wakeups.WaitFor(seen, std::min<std::chrono::steady_clock::duration>(left, recheck_interval));
+    if (hooks.after_wait) hooks.after_wait();
+  }
+}
+
+}  // namespace syncwell::queue

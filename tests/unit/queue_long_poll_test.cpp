@@ -1,0 +1,111 @@
+// queue::LongPoll, the Receive loop both queue adapters share: one attempt when wait is 0, no
+// lost wake-up (a Notify racing with an empty attempt, or arriving while blocked, ends the wait),
+// errors returned at once, hooks only around real waits, and an empty result at the deadline.
+// Waits are long (30 s) where a lost wake-up must show: a bug makes the result empty, not slow.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "queue/long_poll.hpp"
+
+namespace syncwell::queue {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr milliseconds kLong{30'000};
+
+std::vector<ReceivedMessage> One() {
+  ReceivedMessage m;
+  m.message_id = "m1";
+  return {m};
+}
+
+TEST(LongPollTest, ZeroWaitMakesExactlyOneAttempt) {
+  WakeupSignal w;
+  int attempts = 0;
+  auto r = LongPoll(milliseconds(0), kLong, w, [&]() -> Result<std::vector<ReceivedMessage>> {
+    ++attempts;
+    return std::vector<ReceivedMessage>{};
+  });
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+  EXPECT_EQ(attempts, 1);
+}
+
+TEST(LongPollTest, NotifyDuringAnEmptyAttemptIsNotLost) {
+  WakeupSignal w;
+  int attempts = 0;
+  int waits = 0;
+  LongPollHooks hooks{[&] { ++waits; }, nullptr};
+  auto r = LongPoll(
+      kLong, kLong, w,
+      [&]() -> Result<std::vector<ReceivedMessage>> {
+        // The first attempt finds nothing, but a send lands (and notifies) before it returns.
+        if (++attempts == 1) {
+          w.Notify();
+          return std::vector<ReceivedMessage>{};
+        }
+        return One();
+      },
+      hooks);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(waits, 1);  // the wait returned at once: the counter had already moved
+}
+
+TEST(LongPollTest, NotifyWhileBlockedWakesTheReceiver) {
+  WakeupSignal w;
+  std::atomic<bool> sent{false};
+  int before = 0, after = 0;
+  LongPollHooks hooks{[&] { ++before; }, [&] { ++after; }};
+  std::thread sender([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    sent = true;
+    w.Notify();
+  });
+  auto r = LongPoll(
+      kLong, kLong, w,
+      [&]() -> Result<std::vector<ReceivedMessage>> {
+        if (sent) return One();
+        return std::vector<ReceivedMessage>{};
+      },
+      hooks);
+  sender.join();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 1u);
+  EXPECT_GE(before, 1);
+  EXPECT_EQ(before, after);
+}
+
+TEST(LongPollTest, ErrorsReturnAtOnceWithoutWaiting) {
+  WakeupSignal w;
+  int waits = 0;
+  LongPollHooks hooks{[&] { ++waits; }, nullptr};
+  auto r = LongPoll(
+      kLong, kLong, w,
+      []() -> Result<std::vector<ReceivedMessage>> {
+        return MakeError(Errc::kUnavailable, "down");
+      },
+      hooks);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kUnavailable);
+  EXPECT_EQ(waits, 0);
+}
+
+TEST(LongPollTest, RechecksAndReturnsEmptyAtTheDeadline) {
+  WakeupSignal w;
+  int attempts = 0;
+  auto r = LongPoll(milliseconds(200), milliseconds(10), w,
+                    [&]() -> Result<std::vector<ReceivedMessage>> {
+                      ++attempts;
+                      return std::vector<ReceivedMessage>{};
+                    });
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+  EXPECT_GE(attempts, 2);  // re-checked without any Notify (messages from other processes)
+}
+
+}  // namespace
+}  // namespace syncwell::queue
