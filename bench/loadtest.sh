@@ -86,20 +86,8 @@ fi
 
 echo "=== creating $USERS users (20% PRO), a fitbit + strava connection and a dev token each" >&2
 TOKENS="$WORK/tokens.txt"
-: >"$TOKENS"
-for i in $(seq 1 "$USERS"); do
-  user="lt$i"
-  tier=FREE
-  (( i % 5 == 0 )) && tier=PRO
-  "$BIN" admin user create "${STORE[@]}" --user "$user" --tier "$tier" >/dev/null \
-    || die "admin user create failed for $user"
-  src=$("$BIN" admin connection create "${STORE[@]}" --user "$user" --provider fitbit --access-token x | tail -n 1)
-  dst=$("$BIN" admin connection create "${STORE[@]}" --user "$user" --provider strava --access-token x | tail -n 1)
-  tok=$("$BIN" token "${STORE[@]}" --user "$user" --tier "$tier" --ttl 24h | tail -n 1)
-  [[ -n "$src" && -n "$dst" && -n "$tok" ]] || die "setup produced an empty id or token for $user"
-  printf '%s %s %s\n' "$tok" "$src" "$dst" >>"$TOKENS"
-  (( i % 200 == 0 )) && echo "    $i users" >&2
-done
+"$BIN" admin population create "${STORE[@]}" --users "$USERS" --tokens-out "$TOKENS" >&2 \
+  || die "admin population create failed"
 
 if [[ -z "$TARGETS" ]]; then
   echo "=== starting syncwell serve (embedded)" >&2

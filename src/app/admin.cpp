@@ -2,6 +2,7 @@
 // the data directory (the embedded database is safe to share with a running server: WAL + busy
 // timeout) or, with storage.postgres_url, the PostgreSQL schema the fleet uses.
 #include <boost/json.hpp>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 
@@ -69,51 +70,141 @@ int RunAdminUserCreate(const config::Settings& s, const UserCreateOptions& o) {
   return 0;
 }
 
-int RunAdminConnectionCreate(const config::Settings& s, const ConnectionCreateOptions& o) {
-  if (!providers::FindProvider(o.provider)) {
-    std::cerr << "syncwell admin connection create: unknown provider '" << o.provider
-              << "' (known:";
-    for (const auto& p : providers::AllProviders()) std::cerr << " " << p.name;
-    std::cerr << ")\n";
-    return 2;
-  }
-  SystemClock clock;
-  auto backend = OpenBackend(s, clock, AdminBackend());
-  if (!backend) {
-    std::cerr << "syncwell admin connection create: " << backend.error().message << "\n";
-    return 1;
-  }
-  auto box = secrets::SecretBox::LoadOrCreate(SecretKeyPath(s));
-  if (!box) {
-    std::cerr << "syncwell admin connection create: secret key: " << box.error().message << "\n";
-    return 1;
-  }
+namespace {
+
+// Seals the provider tokens and stores one connection; the id is `o.connection_id` or random.
+Result<ConnectionId> StoreConnection(store::Store& store, const secrets::SecretBox& box,
+                                     Clock& clock, const ConnectionCreateOptions& o) {
   store::Connection c;
   c.id = ConnectionId(o.connection_id.empty() ? "conn_" + RandomToken(12) : o.connection_id);
   c.user = UserId(o.user);
   c.provider = o.provider;
   store::ParseConnectionStatus(o.status, &c.status);
   c.provider_user_id = o.provider_user_id;
-  auto access = box->Seal(secrets::Secret(o.access_token));
-  if (!access) {
-    std::cerr << "syncwell admin connection create: " << access.error().message << "\n";
-    return 1;
-  }
+  auto access = box.Seal(secrets::Secret(o.access_token));
+  if (!access) return access.error();
   c.access_token_sealed = *access;
   if (!o.refresh_token.empty()) {
-    auto refresh = box->Seal(secrets::Secret(o.refresh_token));
-    if (!refresh) {
-      std::cerr << "syncwell admin connection create: " << refresh.error().message << "\n";
-      return 1;
-    }
+    auto refresh = box.Seal(secrets::Secret(o.refresh_token));
+    if (!refresh) return refresh.error();
     c.refresh_token_sealed = *refresh;
   }
   c.created_at = c.updated_at = clock.Now();
-  if (auto st = (*backend)->store->CreateConnection(c); !st) {
-    std::cerr << "syncwell admin connection create: " << st.error().message << "\n";
+  if (auto st = store.CreateConnection(c); !st) return st.error();
+  return c.id;
+}
+
+bool KnownProvider(const std::string& name, const char* cmd) {
+  if (providers::FindProvider(name)) return true;
+  std::cerr << cmd << ": unknown provider '" << name << "' (known:";
+  for (const auto& p : providers::AllProviders()) std::cerr << " " << p.name;
+  std::cerr << ")\n";
+  return false;
+}
+
+}  // namespace
+
+int RunAdminConnectionCreate(const config::Settings& s, const ConnectionCreateOptions& o) {
+  constexpr const char* kCmd = "syncwell admin connection create";
+  if (!KnownProvider(o.provider, kCmd)) return 2;
+  SystemClock clock;
+  auto backend = OpenBackend(s, clock, AdminBackend());
+  if (!backend) {
+    std::cerr << kCmd << ": " << backend.error().message << "\n";
     return 1;
   }
-  std::cout << c.id.str() << "\n";
+  auto box = secrets::SecretBox::LoadOrCreate(SecretKeyPath(s));
+  if (!box) {
+    std::cerr << kCmd << ": secret key: " << box.error().message << "\n";
+    return 1;
+  }
+  auto id = StoreConnection(*(*backend)->store, *box, clock, o);
+  if (!id) {
+    std::cerr << kCmd << ": " << id.error().message << "\n";
+    return 1;
+  }
+  std::cout << id->str() << "\n";
+  return 0;
+}
+
+int RunAdminPopulationCreate(const config::Settings& s, const PopulationOptions& o) {
+  constexpr const char* kCmd = "syncwell admin population create";
+  if (!KnownProvider(o.source, kCmd) || !KnownProvider(o.destination, kCmd)) return 2;
+  if (o.users == 0 || o.tokens_out.empty()) {
+    std::cerr << kCmd << ": --users must be positive and --tokens-out set\n";
+    return 2;
+  }
+  if (!s.DevModeEnabled()) {
+    std::cerr << kCmd
+              << ": dev mode is off (an identity provider is configured): tokens come "
+                 "from it, so this command cannot mint them\n";
+    return 2;
+  }
+  if (auto st = EnsureDataDir(s.storage.data_dir); !st) {
+    std::cerr << kCmd << ": " << st.error().message << "\n";
+    return 1;
+  }
+  SystemClock clock;
+  auto backend = OpenBackend(s, clock, AdminBackend());
+  if (!backend) {
+    std::cerr << kCmd << ": " << backend.error().message << "\n";
+    return 1;
+  }
+  auto box = secrets::SecretBox::LoadOrCreate(SecretKeyPath(s));
+  auto dev = auth::DevIssuer::LoadOrCreate(s.storage.data_dir);
+  if (!box || !dev) {
+    std::cerr << kCmd << ": " << (!box ? box.error().message : dev.error().message) << "\n";
+    return 1;
+  }
+  std::ofstream out(o.tokens_out, std::ios::trunc);
+  if (!out) {
+    std::cerr << kCmd << ": cannot write --tokens-out " << o.tokens_out << "\n";
+    return 1;
+  }
+  store::Store& store = *(*backend)->store;
+  size_t created = 0;
+  for (size_t i = 1; i <= o.users; ++i) {
+    const std::string user = o.prefix + std::to_string(i);
+    const bool pro = o.pro_every > 0 && i % o.pro_every == 0;
+    store::User u;
+    u.id = UserId(user);
+    u.tier = pro ? store::Tier::kPro : store::Tier::kFree;
+    u.created_at = u.updated_at = clock.Now();
+    if (auto existing = store.GetUser(u.id)) {
+      u.settings_json = existing->settings_json;
+      u.created_at = existing->created_at;
+    }
+    if (auto st = store.UpsertUser(u); !st) {
+      std::cerr << kCmd << ": user " << user << ": " << st.error().message << "\n";
+      return 1;
+    }
+    std::string conns[2];
+    const std::string* providers[2] = {&o.source, &o.destination};
+    for (int k = 0; k < 2; ++k) {
+      ConnectionCreateOptions c;
+      c.user = user;
+      c.provider = *providers[k];
+      c.connection_id = "conn_" + user + "_" + (k == 0 ? "src" : "dst");
+      c.access_token = "loadtest";
+      conns[k] = c.connection_id;
+      auto id = StoreConnection(store, *box, clock, c);
+      if (!id && id.error().code != Errc::kAlreadyExists) {
+        std::cerr << kCmd << ": connection " << c.connection_id << ": " << id.error().message
+                  << "\n";
+        return 1;
+      }
+    }
+    out << dev->Mint(user, pro ? "PRO" : "FREE", o.ttl, clock.Now()) << ' ' << conns[0] << ' '
+        << conns[1] << '\n';
+    ++created;
+    if (created % 1000 == 0) std::cerr << "  " << created << " users\n";
+  }
+  out.flush();
+  if (!out) {
+    std::cerr << kCmd << ": writing " << o.tokens_out << " failed\n";
+    return 1;
+  }
+  std::cout << created << " users in " << o.tokens_out << "\n";
   return 0;
 }
 

@@ -37,6 +37,21 @@ struct ConnectionCreateOptions {
   std::string status = "active";
 };
 int RunAdminConnectionCreate(const config::Settings& settings, const ConnectionCreateOptions& o);
+
+// `syncwell admin population create`: a load-test population in one process — users (every
+// `pro_every`-th PRO), a source and a destination connection each, and a dev token each, one
+// line "TOKEN SOURCE_CONN DEST_CONN" per user in `tokens_out` (what `loadgen --tokens` reads).
+// Idempotent: ids are derived from `prefix` and the index, so a rerun reuses them.
+struct PopulationOptions {
+  size_t users = 0;
+  std::string prefix = "lt";
+  size_t pro_every = 5;  // 0 = nobody is PRO
+  std::string source = "fitbit";
+  std::string destination = "strava";
+  std::chrono::seconds ttl{86'400};
+  std::string tokens_out;
+};
+int RunAdminPopulationCreate(const config::Settings& settings, const PopulationOptions& o);
 int RunAdminJwksDrop(const config::Settings& settings, const std::string& kid);
 int RunAdminQueueStats(const config::Settings& settings);
 // Applies pending PostgreSQL migrations (storage.postgres_url); embedded: opens (and so

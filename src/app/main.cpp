@@ -130,6 +130,28 @@ int main(int argc, char** argv) {
   conn_create->add_option("--status", cc_opts.status, "active|needs_reauth|revoked")
       ->check(CLI::IsMember({"active", "needs_reauth", "revoked"}));
 
+  auto* pop_cmd =
+      admin->add_subcommand("population", "load-test populations")->require_subcommand(1);
+  CommonFlags pc_flags;
+  syncwell::app::PopulationOptions pc_opts;
+  std::string pc_ttl = "24h";
+  auto* pop_create = pop_cmd->add_subcommand(
+      "create",
+      "users PREFIX1..PREFIXN (every 5th PRO) with a source and a destination connection and a "
+      "dev token each; writes 'TOKEN SRC DST' lines for `loadgen --tokens` (idempotent)");
+  pc_flags.Add(pop_create, false);
+  pop_create->add_option("--users", pc_opts.users, "how many users")
+      ->required()
+      ->check(CLI::Range(size_t{1}, size_t{10'000'000}));
+  pop_create->add_option("--tokens-out", pc_opts.tokens_out, "file to write")->required();
+  pop_create->add_option("--prefix", pc_opts.prefix, "user id prefix (default lt)");
+  pop_create->add_option("--pro-every", pc_opts.pro_every,
+                         "every N-th user is PRO (default 5 = 20%; 0 = none)");
+  pop_create->add_option("--source", pc_opts.source, "source provider (default fitbit)");
+  pop_create->add_option("--destination", pc_opts.destination,
+                         "destination provider (default strava)");
+  pop_create->add_option("--ttl", pc_ttl, "token lifetime (default 24h)");
+
   auto* jwks_cmd = admin->add_subcommand("jwks", "token signing keys")->require_subcommand(1);
   CommonFlags jd_flags;
   std::string kid;
@@ -266,6 +288,16 @@ int main(int argc, char** argv) {
   if (*user_create) return uc_flags.Load(&s) ? syncwell::app::RunAdminUserCreate(s, uc_opts) : 2;
   if (*conn_create)
     return cc_flags.Load(&s) ? syncwell::app::RunAdminConnectionCreate(s, cc_opts) : 2;
+  if (*pop_create) {
+    auto ttl = syncwell::config::ParseDuration(pc_ttl);
+    if (!ttl || ttl->count() <= 0) {
+      std::cerr << "syncwell admin population create: --ttl '" << pc_ttl
+                << "' is not a positive duration\n";
+      return 2;
+    }
+    pc_opts.ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
+    return pc_flags.Load(&s) ? syncwell::app::RunAdminPopulationCreate(s, pc_opts) : 2;
+  }
   if (*jwks_drop) return jd_flags.Load(&s) ? syncwell::app::RunAdminJwksDrop(s, kid) : 2;
   if (*queue_stats) return qs_flags.Load(&s) ? syncwell::app::RunAdminQueueStats(s) : 2;
   if (*migrate_cmd) return mg_flags.Load(&s) ? syncwell::app::RunAdminMigrate(s) : 2;

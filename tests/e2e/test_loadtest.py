@@ -5,6 +5,7 @@ each, every phase of the plan at CI rates with durations scaled to about 45 s in
 only functional facts — exit status, no 5xx, the report (text and JSON) with every phase, every
 accepted job terminal — never speed.
 """
+import base64
 import json
 import os
 import subprocess
@@ -24,18 +25,13 @@ class LoadTestSmoke(unittest.TestCase):
     def setUpClass(cls):
         cls.server = harness.Server(extra=["--set", "worker.handler=noop"])
         cls.work = tempfile.mkdtemp(prefix="syncwell-loadtest-")
-        cls.tokens = []
-        for i in range(USERS):
-            user = f"lt{i}"
-            tier = "PRO" if i % 5 == 0 else "FREE"
-            token = cls.server.user(user, tier)
-            src = cls.server.connection(user, "fitbit")
-            dst = cls.server.connection(user, "strava")
-            cls.tokens.append((token, src, dst))
+        # The population in one process: users lt1..lt50 (every 5th PRO), two connections and
+        # a dev token each (what bench/loadtest.sh uses too).
         cls.token_file = os.path.join(cls.work, "tokens.txt")
-        with open(cls.token_file, "w") as f:
-            for t in cls.tokens:
-                f.write(" ".join(t) + "\n")
+        cls.server.admin("admin", "population", "create", "--users", str(USERS),
+                         "--tokens-out", cls.token_file)
+        with open(cls.token_file) as f:
+            cls.tokens = [tuple(line.split()) for line in f if line.strip()]
         cls.server.start()
         url = f"http://127.0.0.1:{cls.server.port}"
         cls.report_json = os.path.join(cls.work, "report.json")
@@ -146,6 +142,69 @@ class LoadTestSmoke(unittest.TestCase):
                  if k.startswith("syncwell_http_requests_total") and 'status="5' in k and v > 0}
         self.assertEqual(fives, {})
         self.assertEqual(m.get("syncwell_queue_dlq_messages", 0), 0)
+
+
+def jwt_claims(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+class PopulationCommand(unittest.TestCase):
+    """`syncwell admin population create`: ids, tiers, tokens, idempotency, bad input."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server()
+        cls.out = os.path.join(cls.server.data_dir, "pop.txt")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def create(self, *extra, check=True):
+        return self.server.admin("admin", "population", "create", "--tokens-out", self.out,
+                                 *extra, check=check)
+
+    def lines(self):
+        with open(self.out) as f:
+            return [line.split() for line in f if line.strip()]
+
+    def test_users_tiers_connections_and_rerun(self):
+        p = self.create("--users", "12", "--prefix", "pp")
+        self.assertIn("12 users", p.stdout)
+        first = self.lines()
+        self.assertEqual(len(first), 12)
+        for i, (token, src, dst) in enumerate(first, start=1):
+            claims = jwt_claims(token)
+            self.assertEqual(claims["sub"], f"pp{i}")
+            self.assertEqual(claims["tier"], "PRO" if i % 5 == 0 else "FREE")
+            self.assertEqual((src, dst), (f"conn_pp{i}_src", f"conn_pp{i}_dst"))
+        # Idempotent: the same ids again, fresh tokens.
+        self.create("--users", "12", "--prefix", "pp")
+        self.assertEqual([l[1:] for l in self.lines()], [l[1:] for l in first])
+        # The tokens and connections work against a server: a sync job is accepted.
+        self.server.start()
+        try:
+            token, src, dst = first[4]
+            r = self.server.request("POST", "/v1/sync-jobs", token=token,
+                                    body={"sourceConnectionId": src,
+                                          "destinationConnectionId": dst,
+                                          "dataType": "workout", "mode": "manual"})
+            self.assertEqual(r.status, 202, r)
+            other = self.server.request("POST", "/v1/sync-jobs", token=first[0][0],
+                                        body={"sourceConnectionId": src,
+                                              "destinationConnectionId": dst,
+                                              "dataType": "workout", "mode": "manual"})
+            self.assertEqual(other.status, 404, other)  # not pp1's connections
+        finally:
+            self.server.stop()
+
+    def test_bad_input_is_refused(self):
+        for args in (["--users", "0"], ["--users", "3", "--source", "nosuch"],
+                     ["--users", "3", "--ttl", "-5m"]):
+            p = self.create(*args, check=False)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertTrue(p.stderr.strip(), args)
 
 
 if __name__ == "__main__":
