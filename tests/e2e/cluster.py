@@ -2,7 +2,7 @@
 throwaway directory, `syncwell admin migrate`, the provider simulator, API, worker and scheduler
 processes sharing them. Used by the fault tests (tests/e2e/test_fleet.py) and by developers:
 
-    python3 tests/e2e/cluster.py up [--apis 2] [--workers 2] [--dir DIR]   # starts, prints URLs
+    python3 tests/e2e/cluster.py up [--apis 2] [--workers 2] [--dir DIR] [--set K=V ...]  # starts
     python3 tests/e2e/cluster.py status [--dir DIR]
     python3 tests/e2e/cluster.py down [--dir DIR]                           # stops, removes DIR
 
@@ -219,12 +219,17 @@ def main():
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "syncwell-cluster"))
     ap.add_argument("--apis", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="passed to every syncwell serve as --set (repeatable), e.g. "
+                         "worker.handler=noop for load tests of the API and queue only")
     args = ap.parse_args()
     state_path = os.path.join(args.dir, "cluster.json")
     if args.command == "up":
         if os.path.exists(state_path):
             sys.exit(f"a cluster is already up in {args.dir} (cluster.py down first)")
-        c = Cluster(apis=args.apis, workers=args.workers, root=args.dir, durable=True, detach=True)
+        extra = [flag for kv in args.set for flag in ("--set", kv)]
+        c = Cluster(apis=args.apis, workers=args.workers, root=args.dir, durable=True, detach=True,
+                    server_extra=extra)
         try:
             c.start()
         except Exception:

@@ -5,6 +5,7 @@ issue 4 item 6). Real processes over HTTP: `syncwell provider-sim` and `syncwell
 Judged from the simulator's side: what it holds and how often each record was written.
 """
 import os
+import re
 import signal
 import time
 import unittest
@@ -324,13 +325,20 @@ class PrivacyTest(SyncHarness):
         self.assertGreater(moved, 0)
         # Stop the server so every byte is on disk (WAL included), then scan the whole directory.
         self.server.stop()
+        # A needle counts only as a whole token: a weight of 127.0 must not match the log's
+        # "127.0.0.1", nor 72.5 match "172.5".
+        def token_pattern(n):
+            if re.fullmatch(rb"-?[0-9.e+-]+", n):
+                return re.compile(rb"(?<![0-9.])" + re.escape(n) + rb"(?![0-9])(?!\.[0-9])")
+            return re.compile(re.escape(n))
+        patterns = {n: token_pattern(n) for n in needles}
         hits = []
         for root, _, files in os.walk(self.server.data_dir):
             for name in files:
                 with open(os.path.join(root, name), "rb") as f:
                     blob = f.read()
-                for n in needles:
-                    if n in blob:
+                for n, pattern in patterns.items():
+                    if pattern.search(blob):
                         hits.append((name, n))
         self.assertEqual(hits, [], "health data found at rest")
 
