@@ -41,6 +41,13 @@ constexpr const char* kOutcomes[] = {"succeeded",
 
 }  // namespace
 
+int ReceiverCount(const WorkerPoolSettings& s) {
+  if (s.receivers > 0) return s.receivers;
+  const int by_slots =
+      (std::max(1, s.max_workers) + queue::kMaxReceiveBatch - 1) / queue::kMaxReceiveBatch;
+  return std::clamp(by_slots, 1, 8);
+}
+
 int DesiredWorkers(int64_t visible, const WorkerPoolSettings& s) {
   const int64_t target = std::max(1, s.target_backlog_per_worker);
   const int64_t want = visible <= 0 ? 0 : (visible + target - 1) / target;
@@ -102,7 +109,8 @@ void WorkerPool::Start() {
   // The acker first: workers may finish a job (and Ack) as soon as the dispatcher runs.
   if (settings_.ack_batch_window.count() > 0) acker_ = std::thread([this] { AckLoop(); });
   SpawnWorkersUpTo(initial);
-  dispatcher_ = std::thread([this] { DispatchLoop(); });
+  for (int i = 0; i < ReceiverCount(settings_); ++i)
+    dispatchers_.emplace_back([this] { DispatchLoop(); });
   supervisor_ = std::thread([this] { SupervisorLoop(); });
 }
 
@@ -174,7 +182,8 @@ void WorkerPool::Stop() {
     stopping_ = true;
   }
   dispatch_cv_.notify_all();
-  if (dispatcher_.joinable()) dispatcher_.join();
+  for (auto& d : dispatchers_)
+    if (d.joinable()) d.join();
   current_ = 0;
   // 2. Messages received but not started: release at once.
   std::deque<queue::ReceivedMessage> unstarted;
@@ -238,20 +247,36 @@ void WorkerPool::Stop() {
 
 void WorkerPool::DispatchLoop() {
   while (true) {
-    int free = 0;
+    int take = 0;
     {
       std::unique_lock lock(mu_);
       dispatch_cv_.wait(lock, [&] {
-        free = current_.load() - busy_.load() - static_cast<int>(pending_.size());
-        return stopping_ || free > 0;
+        const int free =
+            current_.load() - busy_.load() - static_cast<int>(pending_.size()) - reserved_;
+        take = std::min(free, queue::kMaxReceiveBatch);
+        return stopping_ || take > 0;
       });
       if (stopping_) return;
+      reserved_ += take;
     }
     queue::ReceiveOptions ro;
-    ro.max_messages = std::min(free, queue::kMaxReceiveBatch);
+    ro.max_messages = take;
     ro.visibility_timeout = settings_.visibility_timeout;
     ro.wait = settings_.receive_wait;
     auto got = queue_.Receive(ro);
+    bool release = false;
+    {
+      // In one step: the received messages take their slots in pending_ and the rest of the
+      // reservation goes back to the other receivers (never more messages than slots).
+      std::lock_guard lock(mu_);
+      reserved_ -= take;
+      if (got && stopping_) {
+        release = true;
+      } else if (got) {
+        for (auto& m : *got) pending_.push_back(std::move(m));
+      }
+    }
+    dispatch_cv_.notify_all();
     if (!got) {
       log::Warn("worker: receive failed", {{"error", got.error().message}});
       std::unique_lock lock(mu_);
@@ -259,15 +284,6 @@ void WorkerPool::DispatchLoop() {
       continue;
     }
     if (got->empty()) continue;
-    bool release = false;
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) {
-        release = true;
-      } else {
-        for (auto& m : *got) pending_.push_back(std::move(m));
-      }
-    }
     if (release) {
       for (const auto& m : *got) Defer(m, milliseconds{0}, "released: worker draining", "released");
       return;

@@ -3,9 +3,12 @@
 // S4 error classes, S6 rate limits; ARCHITECTURE §4).
 //
 // Threads (all plain std::threads; nothing here runs on an I/O thread):
-//   - one DISPATCHER: long-polls Receive(max = free slots (<= 10), wait = receive_wait) and hands
-//     each message to an idle worker. It only receives as many messages as there are free slots,
-//     so a message is never held by this process without a thread working on it.
+//   - RECEIVERS (dispatchers; `receivers`, default ceil(max_workers / 10) up to 8): each
+//     long-polls Receive(max = free slots (<= 10), wait = receive_wait) and hands each message to
+//     an idle worker. A receiver reserves the slots it asks for before it calls Receive, so the
+//     process never holds a message without a thread to work on it. Several receivers keep
+//     several receives in flight: one receive is one queue commit (embedded: one group commit of
+//     the single SQLite writer), and one at a time capped a process at 10 jobs per commit.
 //   - WORKER threads (spawned lazily up to max_workers): each runs one job at a time, start to
 //     finish (Process()).
 //   - one SUPERVISOR: every tick_interval runs Tick(): autoscaling (below) and heartbeats
@@ -92,7 +95,12 @@ struct WorkerPoolSettings {
   // for a batch to fill. A crash loses nothing: an unacknowledged message comes back after its
   // visibility timeout and is dropped as "already_done". 0 = one Delete per job (embedded).
   std::chrono::milliseconds ack_batch_window{0};
+  // Concurrent Receive calls (see RECEIVERS above); 0 = ReceiverCount's default.
+  int receivers = 0;
 };
+
+// settings.receivers, or clamp(ceil(max_workers / 10), 1, 8) when it is 0.
+int ReceiverCount(const WorkerPoolSettings& s);
 
 // clamp(ceil(visible / target), min, max).
 int DesiredWorkers(int64_t visible, const WorkerPoolSettings& s);
@@ -186,9 +194,10 @@ class WorkerPool {
   // Dispatch state.
   std::mutex mu_;
   std::condition_variable work_cv_;      // workers wait for pending_ / exit_
-  std::condition_variable dispatch_cv_;  // the dispatcher waits for a free slot / stopping_
+  std::condition_variable dispatch_cv_;  // receivers wait for a free slot / stopping_
   std::condition_variable idle_cv_;      // Stop waits for busy_ == 0
   std::deque<queue::ReceivedMessage> pending_;
+  int reserved_ = 0;  // slots asked for by Receive calls in flight
   bool stopping_ = false;
   bool exit_ = false;
 
@@ -197,7 +206,7 @@ class WorkerPool {
 
   std::mutex threads_mu_;
   std::vector<std::thread> workers_;
-  std::thread dispatcher_;
+  std::vector<std::thread> dispatchers_;
   std::thread supervisor_;
   std::mutex sup_mu_;
   std::condition_variable sup_cv_;

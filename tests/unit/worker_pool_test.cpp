@@ -504,5 +504,114 @@ TEST_F(WorkerPoolTest, StopSendsTheAcksStillWaitingForABatch) {
   EXPECT_TRUE(store_.Messages().empty());
 }
 
+TEST(ReceiverCountTest, OnePerTenSlotsUpToEightUnlessSet) {
+  WorkerPoolSettings s;
+  s.max_workers = 1;
+  EXPECT_EQ(ReceiverCount(s), 1);
+  s.max_workers = 16;
+  EXPECT_EQ(ReceiverCount(s), 2);
+  s.max_workers = 128;
+  EXPECT_EQ(ReceiverCount(s), 8);
+  s.receivers = 3;
+  EXPECT_EQ(ReceiverCount(s), 3);
+}
+
+// Forwards to the fake queue; counts Receive calls in flight and the messages the pool holds
+// (received, not yet deleted). The first two Receives wait for each other (bounded), so a pool
+// that receives one call at a time shows max_in_flight == 1.
+class CountingQueue final : public queue::JobQueue {
+ public:
+  explicit CountingQueue(queue::JobQueue& q) : q_(q) {}
+  Result<queue::SendOutcome> Send(const queue::OutgoingMessage& m) override { return q_.Send(m); }
+  Result<queue::QueueStats> Stats() override { return q_.Stats(); }
+  Result<std::vector<queue::ReceivedMessage>> Receive(const queue::ReceiveOptions& o) override {
+    {
+      std::unique_lock l(mu_);
+      ++in_flight_;
+      max_in_flight = std::max(max_in_flight, in_flight_);
+      cv_.notify_all();
+      if (calls_++ < 2) cv_.wait_for(l, seconds{5}, [&] { return in_flight_ >= 2; });
+    }
+    auto got = q_.Receive(o);
+    std::lock_guard l(mu_);
+    --in_flight_;
+    if (got) held_ += static_cast<int>(got->size());
+    max_held = std::max(max_held, held_);
+    return got;
+  }
+  Status Delete(std::string_view r) override {
+    Released(1);
+    return q_.Delete(r);
+  }
+  Status ChangeVisibility(std::string_view r, milliseconds t) override {
+    return q_.ChangeVisibility(r, t);
+  }
+  Status Defer(std::string_view r, milliseconds d, std::string_view e) override {
+    Released(1);
+    return q_.Defer(r, d, e);
+  }
+  Result<queue::FailOutcome> Fail(std::string_view r, std::string_view e, milliseconds d) override {
+    Released(1);
+    return q_.Fail(r, e, d);
+  }
+  Status DeadLetter(std::string_view r, std::string_view e) override {
+    Released(1);
+    return q_.DeadLetter(r, e);
+  }
+  Result<std::vector<queue::DlqEntry>> DlqList(const queue::DlqListOptions& o) override {
+    return q_.DlqList(o);
+  }
+  Result<queue::DlqEntry> DlqGet(std::string_view id) override { return q_.DlqGet(id); }
+  Status DlqRedrive(std::string_view id) override { return q_.DlqRedrive(id); }
+  Result<int64_t> DlqRedriveAll() override { return q_.DlqRedriveAll(); }
+  Result<int64_t> DlqPurge() override { return q_.DlqPurge(); }
+
+  int max_in_flight = 0;  // guarded by mu_ (read after the pool stopped)
+  int max_held = 0;
+
+ private:
+  void Released(int n) {
+    std::lock_guard l(mu_);
+    held_ -= n;
+  }
+  queue::JobQueue& q_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int in_flight_ = 0;
+  int calls_ = 0;
+  int held_ = 0;
+};
+
+TEST_F(WorkerPoolTest, SeveralReceiversNeverHoldMoreMessagesThanSlots) {
+  std::vector<std::pair<JobId, std::string>> jobs;
+  for (int i = 0; i < 60; ++i) {
+    const std::string user = "r" + std::to_string(i);
+    jobs.emplace_back(AddJob(user), user);
+  }
+  CountingQueue counting(store_);
+  WorkerPoolSettings s;
+  s.min_workers = s.max_workers = 12;
+  s.receivers = 4;
+  s.receive_wait = milliseconds{20};
+  s.retry_backoff = {milliseconds{1000}, milliseconds{60'000}};
+  s.defer_backoff = s.retry_backoff;
+  WorkerPool pool(s, counting, store_, limiter_, handler_, clock_, metrics_, random_);
+  pool.Start();
+  const auto deadline = std::chrono::steady_clock::now() + seconds{60};
+  auto all_done = [&] {
+    for (const auto& [id, user] : jobs)
+      if (StatusOf(id, user) != store::JobStatus::kSucceeded) return false;
+    return true;
+  };
+  while (!all_done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds{5});
+  pool.Stop();
+  EXPECT_TRUE(all_done());
+  EXPECT_TRUE(store_.Messages().empty());
+  EXPECT_GE(counting.max_in_flight, 2);  // receives overlapped
+  EXPECT_LE(counting.max_held, 12);      // never more messages than slots
+  EXPECT_GT(counting.max_held, 0);
+}
+
 }  // namespace
 }  // namespace syncwell::worker
