@@ -29,6 +29,7 @@
 #include "ratelimit/backoff.hpp"
 #include "ratelimit/delay_tracker.hpp"
 #include "ratelimit/redis/redis_limiter.hpp"
+#include "schedule/scheduler.hpp"
 #include "secrets/secret_box.hpp"
 #include "store/postgres/pg_leases.hpp"
 #include "sync/circuit_breaker.hpp"
@@ -71,15 +72,31 @@ class Housekeeper {
         idem_retention_(s.api.idempotency_retention),
         job_retention_(s.storage.job_retention) {
     if (backend.scale_out && scheduler_role) {
-      leases_ = std::make_unique<store::pg::ShardLeases>(*backend.pg, FleetMemberId(s),
-                                                         store::pg::ShardLeaseSettings{}, clock);
+      store::pg::ShardLeaseSettings ls;
+      ls.shards = store::kScheduleShards;
+      leases_ = std::make_unique<store::pg::ShardLeases>(*backend.pg, FleetMemberId(s), ls, clock);
+    } else if (!backend.scale_out && scheduler_role) {
+      shards_owned_ = store::kScheduleShards;  // embedded: the only process owns every shard
     }
-    metrics.AddGauge("syncwell_scheduler_shards_owned",
-                     "Scheduler shards this process holds a lease on (scale-out)",
-                     [this] { return static_cast<double>(shards_owned_.load()); });
+    metrics.AddGauge(
+        "syncwell_scheduler_shards_owned",
+        "Scheduler shards this process owns (scale-out: holds a lease on; embedded: all)",
+        [this] { return static_cast<double>(shards_owned_.load()); });
     metrics.AddGauge("syncwell_housekeeping_leader",
                      "1 when this process runs the fleet-wide housekeeping duties",
                      [this] { return leader_.load() ? 1.0 : 0.0; });
+  }
+
+  // The scheduler shards this process may tick now: every shard when embedded (one process),
+  // else the ones it holds a lease on (empty until the first renewal, and after a failed one).
+  std::vector<int> OwnedShards() const {
+    if (!backend_.scale_out) {
+      std::vector<int> all(store::kScheduleShards);
+      for (int i = 0; i < store::kScheduleShards; ++i) all[static_cast<size_t>(i)] = i;
+      return all;
+    }
+    std::lock_guard lock(held_mu_);
+    return held_;
   }
 
   void Start() {
@@ -128,15 +145,24 @@ class Housekeeper {
   void RenewLeases() {
     auto held = leases_->Renew();
     if (!held) {
-      // Cannot prove ownership: stop the global duties until a renewal succeeds.
+      // Cannot prove ownership: stop the global duties and the schedule until a renewal
+      // succeeds.
       leader_ = false;
       shards_owned_ = 0;
+      {
+        std::lock_guard lock(held_mu_);
+        held_.clear();
+      }
       log::Warn("shard lease renewal failed", {{"error", held.error().message}});
       return;
     }
     const bool was = leader_;
     leader_ = !held->empty() && held->front() == 0;
     shards_owned_ = static_cast<int64_t>(held->size());
+    {
+      std::lock_guard lock(held_mu_);
+      held_ = *held;
+    }
     if (leader_ != was)
       log::Info(
           leader_ ? "housekeeping leader: this process" : "housekeeping leader: another process",
@@ -199,7 +225,61 @@ class Housekeeper {
   std::unique_ptr<store::pg::ShardLeases> leases_;
   std::atomic<bool> leader_{false};
   std::atomic<int64_t> shards_owned_{0};
+  mutable std::mutex held_mu_;
+  std::vector<int> held_;  // guarded by held_mu_
   int64_t last_seq_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// The SPEC S7 tiered schedule on its own thread: every scheduler.tick, one Scheduler::Tick over
+// the shards the Housekeeper says this process owns (all when embedded, leased ones when scaled
+// out). Ticks of a lost shard are harmless: job ids derive from (config, slot) and slots advance
+// by compare-and-set. Stop() wakes the thread and joins it (a tick in progress finishes first).
+class ScheduleRunner {
+ public:
+  ScheduleRunner(schedule::Scheduler& scheduler, const Housekeeper& owner, const Clock& clock,
+                 std::chrono::milliseconds tick)
+      : scheduler_(scheduler), owner_(owner), clock_(clock), tick_(tick) {}
+  void Start() {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      const std::vector<int> shards = owner_.OwnedShards();
+      if (!shards.empty()) {
+        const auto stats = scheduler_.Tick(shards, clock_.Now());
+        if (stats.jobs_enqueued > 0 || stats.placed > 0) {
+          log::Debug("scheduler tick", {{"shards", std::to_string(shards.size())},
+                                        {"due", std::to_string(stats.due_users)},
+                                        {"placed", std::to_string(stats.placed)},
+                                        {"enqueued", std::to_string(stats.jobs_enqueued)},
+                                        {"coalesced", std::to_string(stats.jobs_coalesced)}});
+        }
+      }
+      lock.lock();
+      cv_.wait_for(lock, tick_, [this] { return stop_; });
+    }
+  }
+
+  schedule::Scheduler& scheduler_;
+  const Housekeeper& owner_;
+  const Clock& clock_;
+  const std::chrono::milliseconds tick_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -474,6 +554,7 @@ int RunServe(const config::Settings& s) {
     ws.min_workers = s.worker.min_workers;
     ws.max_workers = s.worker.max_workers;
     ws.target_backlog_per_worker = s.worker.target_backlog_per_worker;
+    ws.receivers = s.worker.receivers;
     ws.visibility_timeout = s.worker.visibility_timeout;
     ws.drain_timeout = s.worker.drain_timeout;
     ws.max_receive_count = qs.max_receive_count;
@@ -522,6 +603,19 @@ int RunServe(const config::Settings& s) {
   }
   Housekeeper housekeeper(**backend, *verifier, clock, s, run_scheduler, metrics);
   housekeeper.Start();
+  // The tiered schedule (SPEC S7): roles all and scheduler.
+  std::unique_ptr<schedule::Scheduler> scheduler;
+  std::unique_ptr<ScheduleRunner> schedule_runner;
+  if (run_scheduler && s.scheduler.enabled) {
+    schedule::SchedulerSettings ss;
+    ss.pro_interval = s.scheduler.pro_interval;
+    ss.free_interval = s.scheduler.free_interval;
+    ss.batch_size = static_cast<size_t>(s.scheduler.batch_size);
+    scheduler = std::make_unique<schedule::Scheduler>(ss, store, metrics);
+    schedule_runner =
+        std::make_unique<ScheduleRunner>(*scheduler, housekeeper, clock, s.scheduler.tick);
+    schedule_runner->Start();
+  }
   if (pool) pool->Start();
   log::Info("listening", {{"address", hp->first + ":" + std::to_string(server.port())},
                           {"backend", (*backend)->scale_out ? "postgres+redis" : "embedded"},
@@ -542,6 +636,7 @@ int RunServe(const config::Settings& s) {
   server.Drain(s.server.drain_timeout);
   server.Stop();
   worker_drain.join();
+  if (schedule_runner) schedule_runner->Stop();
   housekeeper.Stop();
   (*backend)->Stop();
   log::Info("stopped");

@@ -498,6 +498,17 @@ Result<std::vector<store::Store::ControlEvent>> CachingStore::ControlEventsAfter
     int64_t after_seq) {
   return inner_.ControlEventsAfter(after_seq);
 }
+Result<std::vector<store::ScheduledUser>> CachingStore::ListDueUsers(int shard, TimePoint now,
+                                                                     size_t limit) {
+  return inner_.ListDueUsers(shard, now, limit);
+}
+Status CachingStore::AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                                     const std::vector<TimePoint>& recent_slots) {
+  return inner_.AdvanceSchedule(user, expected_next, next, recent_slots);
+}
+Result<int64_t> CachingStore::AssignScheduleShards(size_t limit) {
+  return inner_.AssignScheduleShards(limit);
+}
 Status CachingStore::Ping() { return inner_.Ping(); }
 
 }  // namespace syncwell::cache

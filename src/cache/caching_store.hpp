@@ -141,6 +141,12 @@ class CachingStore final : public store::Store {
   Status PurgeUser(const UserId& user) override;
   Status AddControlEvent(const std::string& kind, const std::string& value) override;
   Result<std::vector<ControlEvent>> ControlEventsAfter(int64_t after_seq) override;
+  // The schedule (SPEC S7) is never cached: the scheduler reads it once per tick.
+  Result<std::vector<store::ScheduledUser>> ListDueUsers(int shard, TimePoint now,
+                                                         size_t limit) override;
+  Status AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                         const std::vector<TimePoint>& recent_slots) override;
+  Result<int64_t> AssignScheduleShards(size_t limit) override;
   Status Ping() override;
 
  private:

@@ -260,6 +260,9 @@ const std::vector<Key>& Keys() {
               s.worker.target_backlog_per_worker = static_cast<int>(v);
             },
             1, 1'000'000),
+        Int(
+            "worker.receivers", [](const Settings& s) { return s.worker.receivers; },
+            [](Settings& s, int64_t v) { s.worker.receivers = static_cast<int>(v); }, 0, 64),
         Dur(
             "worker.visibility_timeout",
             [](Settings& s) -> milliseconds& { return s.worker.visibility_timeout; },
@@ -282,6 +285,22 @@ const std::vector<Key>& Keys() {
               return {};
             },
             [](const Settings& s) { return Quote(s.worker.handler); }},
+        Bool("scheduler.enabled", [](Settings& s) -> bool& { return s.scheduler.enabled; }),
+        Dur(
+            "scheduler.tick", [](Settings& s) -> milliseconds& { return s.scheduler.tick; },
+            milliseconds(100), milliseconds(600'000)),
+        Dur(
+            "scheduler.pro_interval",
+            [](Settings& s) -> milliseconds& { return s.scheduler.pro_interval; },
+            milliseconds(1'000), milliseconds(7LL * 86'400'000)),
+        Dur(
+            "scheduler.free_interval",
+            [](Settings& s) -> milliseconds& { return s.scheduler.free_interval; },
+            milliseconds(1'000), milliseconds(30LL * 86'400'000)),
+        Int(
+            "scheduler.batch_size", [](const Settings& s) { return s.scheduler.batch_size; },
+            [](Settings& s, int64_t v) { s.scheduler.batch_size = static_cast<int>(v); }, 1,
+            100'000),
         Key{"ratelimit.limits",
             [](Settings& s, const std::string& v) -> Status {
               std::vector<std::string> out;
@@ -523,6 +542,12 @@ Result<Settings> Load(const Sources& sources) {
   }
   if (s.worker.retry_base > s.worker.retry_cap) {
     return MakeError(Errc::kInvalidArgument, "worker.retry_base must not exceed worker.retry_cap");
+  }
+  if (s.scheduler.tick > std::min(s.scheduler.pro_interval, s.scheduler.free_interval)) {
+    return MakeError(Errc::kInvalidArgument,
+                     "scheduler.tick (" + FormatDuration(s.scheduler.tick) +
+                         ") must not exceed scheduler.pro_interval / free_interval: users would "
+                         "be synced less often than their tier promises");
   }
   if (s.auth.dev_mode == "off" && s.auth.issuer.empty()) {
     return MakeError(Errc::kInvalidArgument,

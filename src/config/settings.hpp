@@ -63,11 +63,22 @@ struct WorkerSettings {
   int min_workers = 1;
   int max_workers = 128;  // jobs mostly wait on provider HTTP (blocking calls)
   int target_backlog_per_worker = 10;
+  int receivers = 0;  // concurrent Receive calls; 0 = ceil(max_workers / 10), at most 8
   std::chrono::milliseconds visibility_timeout{90'000};
   std::chrono::milliseconds drain_timeout{10'000};
   std::chrono::milliseconds retry_base{1'000};  // backoff of failed / deferred jobs (full jitter)
   std::chrono::milliseconds retry_cap{900'000};
   std::string handler = "sync";
+};
+
+// The tiered schedule (SPEC S7, src/schedule): roles all and scheduler tick every `tick` over the
+// shards they own; PRO users sync every pro_interval, FREE users every free_interval (+-10%).
+struct SchedulerSettings {
+  bool enabled = true;
+  std::chrono::milliseconds tick{10'000};
+  std::chrono::milliseconds pro_interval{900'000};
+  std::chrono::milliseconds free_interval{86'400'000};
+  int batch_size = 500;  // due users read per query (a tick reads at most 20 batches per shard)
 };
 
 // Provider quotas (SPEC S6). Each entry "provider:scope:window:limit" (scope app|user, window a
@@ -117,6 +128,7 @@ struct Settings {
   AuthSettings auth;
   ApiSettings api;
   WorkerSettings worker;
+  SchedulerSettings scheduler;
   RateLimitSettings ratelimit;
   ProvidersSettings providers;
   SyncSettings sync;

@@ -149,6 +149,32 @@ struct SyncCommit {
   std::optional<JobUpdate> job;
 };
 
+// ---- the tiered schedule (SPEC S7) ----
+
+// Users are spread over this many scheduler shards (pg::ShardLeaseSettings::shards must match).
+inline constexpr int kScheduleShards = 64;
+// murmur3(userId) % kScheduleShards; stored with the user (users.shard), never recomputed.
+int ScheduleShardOf(const UserId& user);
+// How many recent slots a user row remembers (ScheduledUser::recent_slots).
+inline constexpr size_t kRecentSlots = 4;
+
+// One user as the scheduler sees it (Store::ListDueUsers).
+struct ScheduledUser {
+  UserId user;
+  Tier tier = Tier::kFree;
+  int shard = 0;
+  // The slot: when the user is due. Epoch (TimePoint{}) = not placed yet (a new user, a tier
+  // change, a row from before the schedule existed): the scheduler places it without a sync.
+  TimePoint next_sync_at{};
+  // The previous slots that were processed, newest first, at most kRecentSlots: scheduled job ids
+  // derive from (config, slot), so these name the user's recent scheduled jobs (coalescing).
+  std::vector<TimePoint> recent_slots;
+  bool deletion_pending = false;  // DELETE /v1/users/me accepted, not purged yet
+};
+// recent_slots <-> "ms,ms,..." (the stored form; unparsable entries are dropped).
+std::string EncodeSlots(const std::vector<TimePoint>& slots);
+std::vector<TimePoint> DecodeSlots(std::string_view text);
+
 enum class DeletionState { kNone, kPending, kCompleted };
 struct UserDeletion {
   UserId user;

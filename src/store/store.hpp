@@ -27,7 +27,10 @@ class Store {
   virtual ~Store() = default;
 
   // Users. EnsureUser creates the user with `tier` if absent and returns the stored user
-  // (the stored tier wins over `tier` when the user exists).
+  // (the stored tier wins over `tier` when the user exists). Every created user gets its
+  // schedule shard (ScheduleShardOf) and an unplaced slot (see the schedule section below);
+  // UpsertUser with a different tier unplaces the slot again, so the scheduler re-places the
+  // user within its new tier's interval (an upgrade to PRO does not wait a day).
   virtual Result<User> EnsureUser(const UserId& user, Tier tier) = 0;
   virtual Result<User> GetUser(const UserId& user) = 0;
   virtual Status UpsertUser(const User& user) = 0;  // admin: create or change tier
@@ -130,6 +133,24 @@ class Store {
   };
   virtual Status AddControlEvent(const std::string& kind, const std::string& value) = 0;
   virtual Result<std::vector<ControlEvent>> ControlEventsAfter(int64_t after_seq) = 0;
+
+  // ---- Tiered schedule (SPEC S7; src/schedule). ----
+  // Each user row holds its shard and its next slot (next_sync_at). Not virtual-pure so that
+  // test doubles that do not schedule need not implement them; every adapter overrides them.
+  //
+  // Users of `shard` whose next_sync_at <= now (unplaced ones included, they have epoch),
+  // ordered by next_sync_at then id, at most `limit`; deletion_pending set for users with a
+  // pending deletion. Served by an index on (shard, next_sync_at).
+  virtual Result<std::vector<ScheduledUser>> ListDueUsers(int shard, TimePoint now,
+                                                          size_t limit) = 0;
+  // Compare-and-set of the slot: when the stored next_sync_at == expected_next, stores `next`
+  // and `recent_slots` (newest first; truncated to kRecentSlots). Another value -> kConflict
+  // (another scheduler advanced it first, or the tier changed); absent user -> kNotFound.
+  virtual Status AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                                 const std::vector<TimePoint>& recent_slots) = 0;
+  // Rows written before the schedule existed (shard -1 after the migration) get their shard, at
+  // most `limit` per call; returns how many. Idempotent; safe to run from several processes.
+  virtual Result<int64_t> AssignScheduleShards(size_t limit) = 0;
 
   virtual Status Ping() = 0;  // readiness
 };

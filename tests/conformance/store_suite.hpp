@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "core/clock.hpp"
 #include "queue/job_queue.hpp"
@@ -816,6 +817,170 @@ TYPED_TEST_P(StoreConformance, DeleteConnectionAndPurgeUserRemoveSyncState) {
                   .ok());
 }
 
+// ---- the tiered schedule (SPEC S7) ----
+namespace schedule_cases {
+// `n` user ids that all live on one shard (the first id's), found by trying names.
+inline std::vector<UserId> UsersOnOneShard(const std::string& prefix, size_t n) {
+  std::vector<UserId> out;
+  int shard = -1;
+  for (int i = 0; out.size() < n && i < 100000; ++i) {
+    UserId u(prefix + std::to_string(i));
+    if (shard == -1) shard = store::ScheduleShardOf(u);
+    if (store::ScheduleShardOf(u) == shard) out.push_back(u);
+  }
+  return out;
+}
+inline const store::ScheduledUser* Find(const std::vector<store::ScheduledUser>& v,
+                                        const UserId& u) {
+  for (const auto& e : v) {
+    if (e.user == u) return &e;
+  }
+  return nullptr;
+}
+}  // namespace schedule_cases
+
+// The scheduler derives job ids from (config, slot) and counts kAlreadyExists as "merged":
+// a second CreateJob with an existing id must fail that way and send no second message, even
+// outside the queue's dedup window.
+TYPED_TEST_P(StoreConformance, CreateJobWithAnExistingIdIsAlreadyExistsAndSendsNothing) {
+  auto& s = this->store();
+  ASSERT_TRUE(
+      s.CreateJob(this->MakeJob("alice", "job_sch_1"), this->Msg("alice", "job_sch_1"), nullptr)
+          .ok());
+  this->clock_.Advance(3600s);  // far outside the dedup window
+  auto again =
+      s.CreateJob(this->MakeJob("alice", "job_sch_1"), this->Msg("alice", "job_sch_1"), nullptr);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::kAlreadyExists) << again.error().message;
+  auto stats = this->queue().Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->enqueued_total, 1);
+  EXPECT_EQ(stats->visible + stats->delayed + stats->in_flight, 1);
+}
+
+TYPED_TEST_P(StoreConformance, ScheduleNewUsersAreUnplacedOnTheirShard) {
+  using schedule_cases::Find;
+  const UserId alice("alice"), bob("bob");
+  store::User a;
+  a.id = alice;
+  a.tier = store::Tier::kPro;
+  ASSERT_TRUE(this->store().UpsertUser(a).ok());
+  ASSERT_TRUE(this->store().EnsureUser(bob, store::Tier::kFree).ok());
+  const TimePoint now = this->clock_.Now();
+  for (const UserId& u : {alice, bob}) {
+    const int shard = store::ScheduleShardOf(u);
+    ASSERT_GE(shard, 0);
+    ASSERT_LT(shard, store::kScheduleShards);
+    auto due = this->store().ListDueUsers(shard, now, 100);
+    ASSERT_TRUE(due.ok()) << due.error().message;
+    const auto* e = Find(*due, u);
+    ASSERT_NE(e, nullptr) << u.str();
+    EXPECT_EQ(e->shard, shard);
+    EXPECT_EQ(e->next_sync_at, TimePoint{});  // unplaced
+    EXPECT_TRUE(e->recent_slots.empty());
+    EXPECT_FALSE(e->deletion_pending);
+    EXPECT_EQ(e->tier, u == alice ? store::Tier::kPro : store::Tier::kFree);
+    // Not on any other shard.
+    auto other = this->store().ListDueUsers((shard + 1) % store::kScheduleShards, now, 100);
+    ASSERT_TRUE(other.ok());
+    EXPECT_EQ(Find(*other, u), nullptr);
+  }
+}
+
+TYPED_TEST_P(StoreConformance, AdvanceScheduleIsCompareAndSetAndDueByTime) {
+  using schedule_cases::Find;
+  const UserId alice("alice");
+  ASSERT_TRUE(this->store().EnsureUser(alice, store::Tier::kPro).ok());
+  const int shard = store::ScheduleShardOf(alice);
+  const TimePoint now = FromUnixMillis(ToUnixMillis(this->clock_.Now()));
+  const TimePoint next = now + 10min;
+  const std::vector<TimePoint> recent = {now - 1min, now - 16min, now - 31min, now - 46min,
+                                         now - 61min};
+  ASSERT_TRUE(this->store().AdvanceSchedule(alice, TimePoint{}, next, recent).ok());
+  // Stale expectation: kConflict, nothing changed; unknown user: kNotFound.
+  auto stale = this->store().AdvanceSchedule(alice, TimePoint{}, now + 1h, {});
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, Errc::kConflict);
+  EXPECT_EQ(this->store().AdvanceSchedule(UserId("nobody"), TimePoint{}, now, {}).error().code,
+            Errc::kNotFound);
+
+  auto before = this->store().ListDueUsers(shard, next - 1ms, 100);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(Find(*before, alice), nullptr);  // not due yet
+  auto at = this->store().ListDueUsers(shard, next, 100);
+  ASSERT_TRUE(at.ok());
+  const auto* e = Find(*at, alice);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->next_sync_at, next);
+  // Newest first, truncated to kRecentSlots.
+  ASSERT_EQ(e->recent_slots.size(), store::kRecentSlots);
+  for (size_t i = 0; i < store::kRecentSlots; ++i) EXPECT_EQ(e->recent_slots[i], recent[i]);
+
+  // The same tier keeps the slot; another tier unplaces it (re-placed by the scheduler).
+  store::User same;
+  same.id = alice;
+  same.tier = store::Tier::kPro;
+  ASSERT_TRUE(this->store().UpsertUser(same).ok());
+  EXPECT_NE(Find(*this->store().ListDueUsers(shard, next, 100), alice), nullptr);
+  EXPECT_EQ(Find(*this->store().ListDueUsers(shard, now, 100), alice), nullptr);
+  store::User down = same;
+  down.tier = store::Tier::kFree;
+  ASSERT_TRUE(this->store().UpsertUser(down).ok());
+  auto replaced = this->store().ListDueUsers(shard, now, 100);
+  ASSERT_TRUE(replaced.ok());
+  e = Find(*replaced, alice);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->next_sync_at, TimePoint{});
+  EXPECT_EQ(e->tier, store::Tier::kFree);
+  // The old expectation is stale now.
+  EXPECT_EQ(this->store().AdvanceSchedule(alice, next, now + 1h, {}).error().code, Errc::kConflict);
+}
+
+TYPED_TEST_P(StoreConformance, ListDueUsersOrdersByNextSyncAndHonoursTheLimit) {
+  const auto users = schedule_cases::UsersOnOneShard("sched-user-", 5);
+  ASSERT_EQ(users.size(), 5u);
+  const int shard = store::ScheduleShardOf(users[0]);
+  const TimePoint now = FromUnixMillis(ToUnixMillis(this->clock_.Now()));
+  // Slots in reverse order of creation: users[4] is due first.
+  for (size_t i = 0; i < users.size(); ++i) {
+    ASSERT_TRUE(this->store().EnsureUser(users[i], store::Tier::kFree).ok());
+    const TimePoint slot = now + std::chrono::minutes(10 - static_cast<int>(i));
+    ASSERT_TRUE(this->store().AdvanceSchedule(users[i], TimePoint{}, slot, {}).ok());
+  }
+  auto first = this->store().ListDueUsers(shard, now + 10min, 3);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_EQ(first->size(), 3u);
+  EXPECT_EQ((*first)[0].user, users[4]);
+  EXPECT_EQ((*first)[1].user, users[3]);
+  EXPECT_EQ((*first)[2].user, users[2]);
+  auto partial = this->store().ListDueUsers(shard, now + 7min, 100);
+  ASSERT_TRUE(partial.ok());
+  ASSERT_EQ(partial->size(), 2u);  // slots 6 and 7 minutes
+  EXPECT_EQ(this->store().ListDueUsers(shard, now, 100)->size(), 0u);
+  // Shard assignment of rows from before the schedule: nothing to do on a fresh store.
+  auto assigned = this->store().AssignScheduleShards(100);
+  ASSERT_TRUE(assigned.ok()) << assigned.error().message;
+  EXPECT_EQ(*assigned, 0);
+}
+
+TYPED_TEST_P(StoreConformance, ScheduleFlagsPendingDeletionAndForgetsPurgedUsers) {
+  using schedule_cases::Find;
+  const UserId alice("alice");
+  ASSERT_TRUE(this->store().EnsureUser(alice, store::Tier::kPro).ok());
+  const int shard = store::ScheduleShardOf(alice);
+  const TimePoint now = this->clock_.Now();
+  ASSERT_TRUE(this->store().RequestUserDeletion(alice, nullptr).ok());
+  auto due = this->store().ListDueUsers(shard, now, 100);
+  ASSERT_TRUE(due.ok());
+  const auto* e = Find(*due, alice);
+  ASSERT_NE(e, nullptr);
+  EXPECT_TRUE(e->deletion_pending);
+  ASSERT_TRUE(this->store().PurgeUser(alice).ok());
+  EXPECT_EQ(Find(*this->store().ListDueUsers(shard, now, 100), alice), nullptr);
+  EXPECT_EQ(this->store().AdvanceSchedule(alice, TimePoint{}, now, {}).error().code,
+            Errc::kNotFound);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     StoreConformance, EnsureUserCreatesOnceAndStoredTierWins, UserSettingsUpdateAndMissingUser,
     ReadsAreScopedByUser, DuplicateIdsAreRejected, IdempotencyRecordIsWrittenWithTheChange,
@@ -827,6 +992,10 @@ REGISTER_TYPED_TEST_SUITE_P(
     ConnectionTokensCompareAndSet, CreateConnectionWithIdempotencyAndReplaceGrant,
     FindConnectionsByProviderUserAcrossUsers, SetConnectionStatus, CursorCompareAndSet,
     LedgerPendingThenDone, CommitSyncWritesJobStatusInTheSameTransaction,
-    DeleteConnectionAndPurgeUserRemoveSyncState);
+    DeleteConnectionAndPurgeUserRemoveSyncState,
+    CreateJobWithAnExistingIdIsAlreadyExistsAndSendsNothing,
+    ScheduleNewUsersAreUnplacedOnTheirShard, AdvanceScheduleIsCompareAndSetAndDueByTime,
+    ListDueUsersOrdersByNextSyncAndHonoursTheLimit,
+    ScheduleFlagsPendingDeletionAndForgetsPurgedUsers);
 
 }  // namespace syncwell::conformance

@@ -38,6 +38,11 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     std::lock_guard lock(mu_);
     fail_next_ = std::move(e);
   }
+  // Makes the next ListDueUsers fail with `e` (scheduler error paths).
+  void FailNextListDueUsers(Error e) {
+    std::lock_guard lock(mu_);
+    fail_next_list_due_ = std::move(e);
+  }
   // Successful store mutations so far (write avoidance checks; queue operations not counted).
   int64_t MutationCount() const {
     std::lock_guard lock(mu_);
@@ -62,6 +67,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
       u.tier = tier;
       u.created_at = u.updated_at = Now();
       it = users_.emplace(user, u).first;
+      schedule_[user] = Sched{store::ScheduleShardOf(user), 0, {}};
       ++mutations_;
     }
     return it->second;
@@ -77,6 +83,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     if (auto f = TakeFailure()) return *f;
     auto it = users_.find(user.id);
     if (it != users_.end()) {
+      if (it->second.tier != user.tier) schedule_[user.id].next_ms = 0;  // re-placed
       it->second.tier = user.tier;
       it->second.updated_at = Now();
       ++mutations_;
@@ -87,6 +94,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     u.created_at = OrNow(u.created_at);
     u.updated_at = Now();
     users_.emplace(u.id, u);
+    schedule_[u.id] = Sched{store::ScheduleShardOf(u.id), 0, {}};
     ++mutations_;
     return {};
   }
@@ -476,6 +484,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     std::lock_guard lock(mu_);
     if (auto f = TakeFailure()) return *f;
     users_.erase(user);
+    schedule_.erase(user);
     std::erase_if(connections_, [&](const auto& kv) { return kv.second.user == user; });
     std::erase_if(configs_, [&](const auto& kv) { return kv.second.user == user; });
     std::erase_if(jobs_, [&](const auto& kv) { return kv.second.user == user; });
@@ -508,6 +517,55 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
     }
     return out;
   }
+
+  // ---- the tiered schedule ----
+  Result<std::vector<store::ScheduledUser>> ListDueUsers(int shard, TimePoint now,
+                                                         size_t limit) override {
+    std::lock_guard lock(mu_);
+    if (fail_next_list_due_) {
+      Error e = *fail_next_list_due_;
+      fail_next_list_due_.reset();
+      return e;
+    }
+    std::vector<store::ScheduledUser> out;
+    for (const auto& [id, sc] : schedule_) {
+      if (sc.shard != shard || sc.next_ms > ToUnixMillis(now)) continue;
+      store::ScheduledUser u;
+      u.user = id;
+      u.tier = users_.at(id).tier;
+      u.shard = sc.shard;
+      u.next_sync_at = FromUnixMillis(sc.next_ms);
+      u.recent_slots = sc.recent;
+      auto d = deletions_.find(id);
+      u.deletion_pending =
+          d != deletions_.end() && d->second.state == store::DeletionState::kPending;
+      out.push_back(std::move(u));
+    }
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return a.next_sync_at < b.next_sync_at;  // ties: id order (the map's)
+    });
+    if (out.size() > limit) out.resize(limit);
+    return out;
+  }
+  Status AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                         const std::vector<TimePoint>& recent_slots) override {
+    std::lock_guard lock(mu_);
+    if (auto f = TakeFailure()) return *f;
+    auto it = schedule_.find(user);
+    if (it == schedule_.end()) return NotFound("user", user.str());
+    if (it->second.next_ms != ToUnixMillis(expected_next)) {
+      return MakeError(Errc::kConflict, "schedule of user moved");
+    }
+    it->second.next_ms = ToUnixMillis(next);
+    it->second.recent.clear();
+    for (const TimePoint& t : recent_slots) {
+      if (it->second.recent.size() == store::kRecentSlots) break;
+      it->second.recent.push_back(FromUnixMillis(ToUnixMillis(t)));
+    }
+    ++mutations_;
+    return {};
+  }
+  Result<int64_t> AssignScheduleShards(size_t) override { return int64_t{0}; }  // always set
 
   Status Ping() override { return {}; }
 
@@ -601,6 +659,13 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
   std::map<JobId, store::Job> jobs_;
   std::map<std::pair<UserId, std::string>, store::IdempotencyRecord> idem_;
   std::map<UserId, store::UserDeletion> deletions_;
+  struct Sched {
+    int shard = 0;
+    int64_t next_ms = 0;  // 0 = not placed yet
+    std::vector<TimePoint> recent;
+  };
+  std::map<UserId, Sched> schedule_;
+  std::optional<Error> fail_next_list_due_;
   struct LedgerKey {
     ConnectionId destination;
     ConnectionId source;

@@ -204,6 +204,17 @@ class CountingStore final : public store::Store {
   Result<std::vector<ControlEvent>> ControlEventsAfter(int64_t seq) override {
     return s_.ControlEventsAfter(seq);
   }
+  Result<std::vector<store::ScheduledUser>> ListDueUsers(int shard, TimePoint now,
+                                                         size_t limit) override {
+    return s_.ListDueUsers(shard, now, limit);
+  }
+  Status AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                         const std::vector<TimePoint>& recent_slots) override {
+    return s_.AdvanceSchedule(user, expected_next, next, recent_slots);
+  }
+  Result<int64_t> AssignScheduleShards(size_t limit) override {
+    return s_.AssignScheduleShards(limit);
+  }
   Status Ping() override { return s_.Ping(); }
 
  private:

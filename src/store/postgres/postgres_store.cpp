@@ -147,6 +147,16 @@ CREATE TABLE sync_ledger (
 -- Loop suppression: "did we write record X at connection C?"
 CREATE INDEX sync_ledger_own_writes ON sync_ledger (user_id, destination_id, dest_record_id)
   WHERE state = 'done';
+)sql"},
+          // The tiered schedule (SPEC S7). Shards need murmur3 (C++), so existing rows get -1
+          // here and PostgresStore::AssignScheduleShards (run by the scheduler that owns shard 0)
+          // fills them in; next_sync_at 0 = not placed yet (the scheduler spreads such users over
+          // their tier's interval, so an upgrade does not make everyone due at once).
+          Migration{"store", 2, "tiered schedule: user shard and next sync time", R"sql(
+ALTER TABLE users ADD COLUMN shard int NOT NULL DEFAULT -1;
+ALTER TABLE users ADD COLUMN next_sync_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN recent_slots text NOT NULL DEFAULT '';
+CREATE INDEX users_due ON users (shard, next_sync_at);
 )sql"}};
 }
 
@@ -321,10 +331,11 @@ Result<User> PostgresStore::EnsureUser(const UserId& user, Tier tier) {
   auto existing = GetUser(user);
   if (existing.ok() || existing.error().code != Errc::kNotFound) return existing;
   const int64_t now = Ms(clock_.Now());
-  auto created =
-      Exec(std::string("INSERT INTO users (") + kUserCols +
-               ") VALUES ($1, $2, '{}', $3, $3) ON CONFLICT (id) DO NOTHING RETURNING " + kUserCols,
-           {PgParam(user.str()), PgParam(TierName(tier)), PgParam(now)});
+  auto created = Exec(
+      std::string("INSERT INTO users (") + kUserCols +
+          ", shard) VALUES ($1, $2, '{}', $3, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING " +
+          kUserCols,
+      {PgParam(user.str()), PgParam(TierName(tier)), PgParam(now), PgParam(ScheduleShardOf(user))});
   if (!created) return created.error();
   if (created->rows() == 1) return ReadUser(*created, 0);
   return GetUser(user);  // created concurrently by another request
@@ -338,14 +349,17 @@ Result<User> PostgresStore::GetUser(const UserId& user) {
 
 Status PostgresStore::UpsertUser(const User& user) {
   const TimePoint now = clock_.Now();
-  // An existing user keeps its settings; only the tier changes (admin command).
+  // An existing user keeps its settings; only the tier changes (admin command). A tier change
+  // unplaces the schedule slot (0) so the scheduler re-places it within the new interval.
   return Write(nullptr,
-               "INSERT INTO users (id, tier, settings_json, created_at, updated_at) "
-               "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET tier = EXCLUDED.tier, "
-               "updated_at = EXCLUDED.updated_at",
+               "INSERT INTO users (id, tier, settings_json, created_at, updated_at, shard) "
+               "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET tier = "
+               "EXCLUDED.tier, updated_at = EXCLUDED.updated_at, next_sync_at = CASE WHEN "
+               "users.tier = EXCLUDED.tier THEN users.next_sync_at ELSE 0 END",
                {PgParam(user.id.str()), PgParam(TierName(user.tier)),
                 PgParam(user.settings_json.empty() ? std::string("{}") : user.settings_json),
-                PgParam(Ms(OrNow(user.created_at, now))), PgParam(Ms(now))},
+                PgParam(Ms(OrNow(user.created_at, now))), PgParam(Ms(now)),
+                PgParam(ScheduleShardOf(user.id))},
                AnyResult);
 }
 

@@ -21,7 +21,8 @@
 // kUnavailable (pg.hpp), lost races -> kConflict / kAlreadyExists as the contract says.
 //
 // Sources: postgres_store.cpp (schema, users, connections, sync configs, jobs, idempotency, user
-// deletion, control events), postgres_store_sync_state.cpp (cursors and the sync ledger).
+// deletion, control events), postgres_store_sync_state.cpp (cursors, the sync ledger and the
+// tiered schedule).
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -100,6 +101,11 @@ class PostgresStore final : public Store {
 
   Status AddControlEvent(const std::string& kind, const std::string& value) override;
   Result<std::vector<ControlEvent>> ControlEventsAfter(int64_t after_seq) override;
+
+  Result<std::vector<ScheduledUser>> ListDueUsers(int shard, TimePoint now, size_t limit) override;
+  Status AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                         const std::vector<TimePoint>& recent_slots) override;
+  Result<int64_t> AssignScheduleShards(size_t limit) override;
 
   Status Ping() override;
 

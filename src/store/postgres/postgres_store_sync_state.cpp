@@ -1,4 +1,5 @@
-// PostgresStore: the sync engine's state (SPEC S4) -- cursors and the sync ledger. Split from
+// PostgresStore: the sync engine's state (SPEC S4) -- cursors and the sync ledger -- and the tiered
+// schedule (SPEC S7: when each user syncs next). Split from
 // postgres_store.cpp to keep files small; same class, same rules (every time from the injected
 // Clock, ledger batches as one statement over unnest()ed arrays sorted by key).
 #include <map>
@@ -258,6 +259,70 @@ Status PostgresStore::CommitSync(const SyncCommit& c) {
     if ((cur ? cur->version : 0) != c.cursor->expected_version) return stale;
   }
   return NotFound("job", c.job->id.str());
+}
+
+// ---- the tiered schedule (SPEC S7) ----
+
+Result<std::vector<ScheduledUser>> PostgresStore::ListDueUsers(int shard, TimePoint now,
+                                                               size_t limit) {
+  // users_due (shard, next_sync_at) serves the range; the deletion probe is by primary key.
+  return All<ScheduledUser>(
+      Exec("SELECT u.id, u.tier, u.shard, u.next_sync_at, u.recent_slots, EXISTS (SELECT 1 FROM "
+           "user_deletions d WHERE d.user_id = u.id AND d.state = 'pending') FROM users u "
+           "WHERE u.shard = $1 AND u.next_sync_at <= $2 ORDER BY u.next_sync_at, u.id LIMIT $3",
+           {PgParam(shard), PgParam(Ms(now)), PgParam(static_cast<int64_t>(limit))}),
+      [](const PgResult& r, int i) {
+        ScheduledUser u;
+        u.user = UserId(r.Str(i, 0));
+        ParseTier(r.Text(i, 1), &u.tier);
+        u.shard = static_cast<int>(r.Int(i, 2));
+        u.next_sync_at = FromUnixMillis(r.Int(i, 3));
+        u.recent_slots = DecodeSlots(r.Text(i, 4));
+        u.deletion_pending = r.Bool(i, 5);
+        return u;
+      });
+}
+
+Status PostgresStore::AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                                      const std::vector<TimePoint>& recent_slots) {
+  std::vector<TimePoint> recent = recent_slots;
+  if (recent.size() > kRecentSlots) recent.resize(kRecentSlots);
+  // One statement: the conditional UPDATE, and (when it matched nothing) why -- the row's
+  // current slot (another scheduler or a tier change moved it) or no row at all.
+  auto r = Exec(
+      "WITH upd AS (UPDATE users SET next_sync_at = $1, recent_slots = $2 WHERE id = $3 AND "
+      "next_sync_at = $4 RETURNING 1) SELECT (SELECT count(*) FROM upd), "
+      "(SELECT next_sync_at FROM users WHERE id = $3)",
+      {PgParam(Ms(next)), PgParam(EncodeSlots(recent)), PgParam(user.str()),
+       PgParam(Ms(expected_next))});
+  if (!r) return r.error();
+  if (r->Int(0, 0) != 0) return {};
+  if (r->IsNull(0, 1)) return NotFound("user", user.str());
+  return MakeError(Errc::kConflict, "schedule of user moved (next_sync_at " +
+                                        std::to_string(r->Int(0, 1)) + ", expected " +
+                                        std::to_string(Ms(expected_next)) + ")");
+}
+
+Result<int64_t> PostgresStore::AssignScheduleShards(size_t limit) {
+  auto ids = Exec("SELECT id FROM users WHERE shard = -1 ORDER BY id LIMIT $1",
+                  {PgParam(static_cast<int64_t>(limit))});
+  if (!ids) return ids.error();
+  if (ids->rows() == 0) return int64_t{0};
+  std::vector<std::string> names;
+  std::string shards = "{";
+  for (int i = 0; i < ids->rows(); ++i) {
+    names.push_back(ids->Str(i, 0));
+    if (i != 0) shards += ',';
+    shards += std::to_string(ScheduleShardOf(UserId(names.back())));
+  }
+  shards += '}';
+  // One statement; rows another process assigned meanwhile are left alone (shard = -1 guard).
+  auto r = Exec(
+      "UPDATE users u SET shard = v.shard FROM unnest($1::text[], $2::int[]) AS v(id, shard) "
+      "WHERE u.id = v.id AND u.shard = -1",
+      {PgParam(TextArray(names)), PgParam(shards)});
+  if (!r) return r.error();
+  return static_cast<int64_t>(r->affected());
 }
 
 }  // namespace syncwell::store

@@ -199,6 +199,14 @@ CREATE INDEX sync_ledger_by_dest_record ON sync_ledger(destination_id, dest_reco
 CREATE INDEX sync_ledger_by_source ON sync_ledger(source_id);
 CREATE INDEX sync_ledger_by_user ON sync_ledger(user_id);
 )sql",
+      // 4: the tiered schedule (SPEC S7). Shards need murmur3, so existing rows get -1 here and
+      // SqliteStore::AssignScheduleShards fills them in; next_sync_at 0 = not placed yet.
+      R"sql(
+ALTER TABLE users ADD COLUMN shard INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE users ADD COLUMN next_sync_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN recent_slots TEXT NOT NULL DEFAULT '';
+CREATE INDEX users_due ON users(shard, next_sync_at);
+)sql",
   };
   return kMigrations;
 }

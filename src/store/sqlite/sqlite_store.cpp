@@ -139,9 +139,13 @@ Result<User> SqliteStore::EnsureUser(const UserId& user, Tier tier) {
   User out;
   Status st = db_.Write([&](sqlite3* db) -> Status {
     Stmt ins(db,
-             "INSERT INTO users(id, tier, settings_json, created_at, updated_at) "
-             "VALUES(?, ?, '{}', ?, ?) ON CONFLICT(id) DO NOTHING");
-    ins.Bind(1, user.str()).Bind(2, TierName(tier)).Bind(3, now).Bind(4, now);
+             "INSERT INTO users(id, tier, settings_json, created_at, updated_at, shard) "
+             "VALUES(?, ?, '{}', ?, ?, ?) ON CONFLICT(id) DO NOTHING");
+    ins.Bind(1, user.str())
+        .Bind(2, TierName(tier))
+        .Bind(3, now)
+        .Bind(4, now)
+        .Bind(5, ScheduleShardOf(user));
     if (Status s = ins.Exec(); !s.ok()) return s;
     auto r = QueryOne<User>(
         db, std::string("SELECT ") + kUserCols + " FROM users WHERE id = ?",
@@ -166,16 +170,19 @@ Status SqliteStore::UpsertUser(const User& user) {
   const TimePoint now = clock_.Now();
   const int64_t created = Ms(OrNow(user.created_at, now));
   return db_.Write([&](sqlite3* db) -> Status {
-    // An existing user keeps its settings; only the tier changes (admin command).
-    Stmt s(
-        db,
-        "INSERT INTO users(id, tier, settings_json, created_at, updated_at) VALUES(?, ?, ?, ?, ?) "
-        "ON CONFLICT(id) DO UPDATE SET tier = excluded.tier, updated_at = excluded.updated_at");
+    // An existing user keeps its settings; only the tier changes (admin command). A tier change
+    // unplaces the schedule slot (0) so the scheduler re-places it within the new interval.
+    Stmt s(db,
+           "INSERT INTO users(id, tier, settings_json, created_at, updated_at, shard) "
+           "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET tier = excluded.tier, "
+           "updated_at = excluded.updated_at, next_sync_at = CASE WHEN users.tier = excluded.tier "
+           "THEN users.next_sync_at ELSE 0 END");
     s.Bind(1, user.id.str())
         .Bind(2, TierName(user.tier))
         .Bind(3, user.settings_json.empty() ? std::string("{}") : user.settings_json)
         .Bind(4, created)
-        .Bind(5, Ms(now));
+        .Bind(5, Ms(now))
+        .Bind(6, ScheduleShardOf(user.id));
     return s.Exec();
   });
 }

@@ -90,6 +90,11 @@ class SqliteStore final : public Store {
   Status AddControlEvent(const std::string& kind, const std::string& value) override;
   Result<std::vector<ControlEvent>> ControlEventsAfter(int64_t after_seq) override;
 
+  Result<std::vector<ScheduledUser>> ListDueUsers(int shard, TimePoint now, size_t limit) override;
+  Status AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                         const std::vector<TimePoint>& recent_slots) override;
+  Result<int64_t> AssignScheduleShards(size_t limit) override;
+
   Status Ping() override;
 
  private:

@@ -1,5 +1,6 @@
-// SqliteStore: the sync engine's state (SPEC S4) -- cursors and the sync ledger. Split from
-// sqlite_store.cpp to keep files small; same class, same rules (one write closure per call).
+// SqliteStore: the sync engine's state (SPEC S4) -- cursors and the sync ledger -- and the tiered
+// schedule (SPEC S7: when each user syncs next). Split from sqlite_store.cpp to keep files small;
+// same class, same rules (one write closure per call).
 #include <string>
 #include <vector>
 
@@ -198,6 +199,77 @@ Status SqliteStore::CommitSync(const SyncCommit& c) {
     }
     return {};
   });
+}
+
+// ---- the tiered schedule (SPEC S7) ----
+
+Result<std::vector<ScheduledUser>> SqliteStore::ListDueUsers(int shard, TimePoint now,
+                                                             size_t limit) {
+  return db_.Read([&](sqlite3* db) {
+    // users_due (shard, next_sync_at) serves the range; the deletion lookup is by primary key.
+    return QueryAll<ScheduledUser>(
+        db,
+        "SELECT u.id, u.tier, u.shard, u.next_sync_at, u.recent_slots, "
+        "EXISTS(SELECT 1 FROM user_deletions d WHERE d.user_id = u.id AND d.state = 'pending') "
+        "FROM users u WHERE u.shard = ? AND u.next_sync_at <= ? "
+        "ORDER BY u.next_sync_at, u.id LIMIT ?",
+        [&](Stmt& s) { s.Bind(1, shard).Bind(2, Ms(now)).Bind(3, static_cast<int64_t>(limit)); },
+        [](const Stmt& s) {
+          ScheduledUser u;
+          u.user = UserId(s.Text(0));
+          ParseTier(s.Text(1), &u.tier);
+          u.shard = static_cast<int>(s.Int(2));
+          u.next_sync_at = FromUnixMillis(s.Int(3));
+          u.recent_slots = DecodeSlots(s.Text(4));
+          u.deletion_pending = s.Int(5) != 0;
+          return u;
+        });
+  });
+}
+
+Status SqliteStore::AdvanceSchedule(const UserId& user, TimePoint expected_next, TimePoint next,
+                                    const std::vector<TimePoint>& recent_slots) {
+  std::vector<TimePoint> recent = recent_slots;
+  if (recent.size() > kRecentSlots) recent.resize(kRecentSlots);
+  return db_.Write([&](sqlite3* db) -> Status {
+    Stmt s(db,
+           "UPDATE users SET next_sync_at = ?, recent_slots = ? WHERE id = ? AND next_sync_at = ?");
+    s.Bind(1, Ms(next)).Bind(2, EncodeSlots(recent)).Bind(3, user.str()).Bind(4, Ms(expected_next));
+    if (Status st = s.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 1) return {};
+    Stmt q(db, "SELECT next_sync_at FROM users WHERE id = ?");
+    q.Bind(1, user.str());
+    auto row = q.Step();
+    if (!row.ok()) return row.error();
+    if (!*row) return NotFound("user", user.str());
+    return MakeError(Errc::kConflict, "schedule of user moved (next_sync_at " +
+                                          std::to_string(q.Int(0)) + ", expected " +
+                                          std::to_string(Ms(expected_next)) + ")");
+  });
+}
+
+Result<int64_t> SqliteStore::AssignScheduleShards(size_t limit) {
+  auto ids = db_.Read([&](sqlite3* db) {
+    return QueryAll<UserId>(
+        db, "SELECT id FROM users WHERE shard = -1 LIMIT ?",
+        [&](Stmt& s) { s.Bind(1, static_cast<int64_t>(limit)); },
+        [](const Stmt& s) { return UserId(s.Text(0)); });
+  });
+  if (!ids.ok()) return ids.error();
+  if (ids->empty()) return int64_t{0};
+  int64_t assigned = 0;
+  Status st = db_.Write([&](sqlite3* db) -> Status {
+    assigned = 0;
+    for (const UserId& u : *ids) {
+      Stmt s(db, "UPDATE users SET shard = ? WHERE id = ? AND shard = -1");
+      s.Bind(1, ScheduleShardOf(u)).Bind(2, u.str());
+      if (Status e = s.Exec(); !e.ok()) return e;
+      assigned += sqlite3_changes(db);
+    }
+    return {};
+  });
+  if (!st.ok()) return st.error();
+  return assigned;
 }
 
 }  // namespace syncwell::store
