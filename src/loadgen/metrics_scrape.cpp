@@ -87,6 +87,11 @@ ServerFigures ExtractFigures(const MetricsText& m) {
   f.rss_bytes = m.Sum("process_resident_memory_bytes");
   f.cpu_seconds = m.Sum("process_cpu_seconds_total");
   f.http_5xx = m.SumPrefix("syncwell_http_requests_total", "status", "5");
+  // Deliveries that ended their job (SUCCEEDED or FAILED), not deferrals or retries.
+  for (const char* o : {"succeeded", "dead_lettered", "auth_failed", "connection_gone"}) {
+    const auto v = m.Sum("syncwell_worker_jobs_total", {"outcome=\"" + std::string(o) + "\""});
+    if (v) f.jobs_finished = f.jobs_finished.value_or(0) + *v;
+  }
   f.cpu_budget_cores = m.Sum("syncwell_process_cpu_budget_cores");
   f.memory_budget_bytes = m.Sum("syncwell_process_memory_budget_bytes");
   return f;

@@ -42,6 +42,7 @@ struct ServerFigures {
   std::optional<double> rss_bytes;            // process_resident_memory_bytes
   std::optional<double> cpu_seconds;          // process_cpu_seconds_total
   std::optional<double> http_5xx;             // syncwell_http_requests_total{status=~"5.."}
+  std::optional<double> jobs_finished;        // syncwell_worker_jobs_total, outcomes that end a job
   std::optional<double> cpu_budget_cores;     // syncwell_process_cpu_budget_cores
   std::optional<double> memory_budget_bytes;  // syncwell_process_memory_budget_bytes
 };

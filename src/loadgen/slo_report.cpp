@@ -177,6 +177,16 @@ std::vector<Check> PhaseChecks(const PhaseResult& r, bool overall) {
     c.push_back({"DLQ depth (end)", Fixed(*dlq, 0), "0 (S12 alarm)", Verdict(*dlq == 0)});
   else
     na("DLQ depth (end)", "0 (S12 alarm)");
+  // Worker drain next to intake: a backlog that grows means the workers finish fewer jobs per
+  // second than the API accepts.
+  const auto finished = Delta(r.metrics, [](const ServerFigures& f) { return f.jobs_finished; });
+  if (finished && dur_s > 0)
+    c.push_back({"jobs finished by workers",
+                 Fixed(*finished / dur_s, 1) + "/s (" + Fixed(*finished, 0) + ")",
+                 "accepted: " + Fixed(static_cast<double>(r.counts.accepted) / dur_s, 1) + "/s",
+                 "info"});
+  else
+    na("jobs finished by workers", "-");
   const auto deferrals = Delta(r.metrics, [](const ServerFigures& f) { return f.deferrals; });
   if (deferrals)
     c.push_back({"limiter deferrals", Fixed(*deferrals, 0), "-", "info"});

@@ -240,6 +240,7 @@ TEST(LoadgenMetrics, ExtractsTheS1Figures) {
   EXPECT_EQ(f.config_misses, 10);  // miss + error
   EXPECT_EQ(f.deferrals, 7);
   EXPECT_EQ(f.http_5xx, 2);
+  EXPECT_EQ(f.jobs_finished, 500);  // succeeded + failed*, not deferrals
   EXPECT_FALSE(f.rss_bytes.has_value());
   const auto none = ExtractFigures(MetricsText::Parse("syncwell_queue_visible_messages 1\n"));
   EXPECT_FALSE(none.config_hits.has_value());
