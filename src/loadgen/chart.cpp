@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -13,6 +14,7 @@ namespace syncwell::loadgen {
 namespace {
 
 using XY = std::pair<double, double>;
+const XY kGap{0, std::numeric_limits<double>::quiet_NaN()};  // ends a line segment
 
 struct Series {
   std::string name;
@@ -75,6 +77,7 @@ std::string Panel(const std::string& title, const std::vector<Series>& series,
   double y_max = 0, y_min_pos = 1e300;
   for (const auto& s : series)
     for (const auto& [x, y] : s.points) {
+      if (std::isnan(y)) continue;
       y_max = std::max(y_max, y);
       if (y > 0) y_min_pos = std::min(y_min_pos, y);
     }
@@ -127,9 +130,19 @@ std::string Panel(const std::string& title, const std::vector<Series>& series,
   double legend_x = kLeft;
   for (const auto& s : series) {
     if (s.points.empty()) continue;
-    svg += "<polyline fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"1.3\"" +
-           (s.dashed ? " stroke-dasharray=\"5,3\"" : "") + " points=\"";
-    for (const auto& [x, y] : s.points) svg += Num(X(x)) + "," + Num(Y(y)) + " ";
+    // One path; a NaN point (kGap) ends a segment, so phases are not joined across the pauses
+    // between them (job following, scrapes).
+    svg += "<path fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"1.3\"" +
+           (s.dashed ? " stroke-dasharray=\"5,3\"" : "") + " d=\"";
+    bool pen_down = false;
+    for (const auto& [x, y] : s.points) {
+      if (std::isnan(y)) {
+        pen_down = false;
+        continue;
+      }
+      svg += (pen_down ? "L" : "M") + Num(X(x)) + "," + Num(Y(y)) + " ";
+      pen_down = true;
+    }
     svg += "\"/>\n";
     svg += "<rect x=\"" + Num(legend_x) + "\" y=\"23\" width=\"10\" height=\"10\" fill=\"" +
            s.color + "\"/><text x=\"" + Num(legend_x + 14) + "\" y=\"32\">" + Escape(s.name) +
@@ -167,8 +180,10 @@ std::string ChartHtml(const ReportHeader& header, const std::vector<PhaseResult>
       }
     }
     x_max = std::max(x_max, end);
+    for (Series* series : {&target, &done, &errors, &p50, &p99}) series->points.push_back(kGap);
   }
-  // Server series per --metrics-url, over every phase.
+  // Server series per --metrics-url, over every phase (continuous: the backlog keeps changing
+  // between phases).
   std::vector<Series> backlog, cpu;
   const size_t urls = phases.empty() ? 0 : phases.front().metrics.size();
   for (size_t i = 0; i < urls; ++i) {

@@ -3,6 +3,7 @@
 // Prometheus text parser and the SLO checks — the Asio-free parts of `loadgen --plan`.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -396,9 +397,15 @@ TEST(LoadgenChart, OnePagePerRunWithEveryPanel) {
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_EQ(html.find("<script"), std::string::npos);  // static: no script, no external asset
   for (const char* s : {"Throughput", "Latency", "Queue visible backlog", "Server CPU",
-                        "peak &lt;3k&gt;", "SLO P99 &lt; 500 ms", "<polyline"})
+                        "peak &lt;3k&gt;", "SLO P99 &lt; 500 ms", "<path"})
     EXPECT_NE(html.find(s), std::string::npos) << s;
   EXPECT_EQ(html.find("peak <3k>"), std::string::npos);  // names are escaped
+  EXPECT_EQ(html.find("nan"), std::string::npos);        // gaps end segments, never plotted
+  // Each phase starts a new segment of the per-second lines: no line joins two phases.
+  const size_t responses = html.find("<path fill=\"none\" stroke=\"#1f77b4\"");
+  ASSERT_NE(responses, std::string::npos);
+  const std::string d = html.substr(responses, html.find("/>", responses) - responses);
+  EXPECT_EQ(std::count(d.begin(), d.end(), 'M'), 2);  // one segment per phase
 }
 
 }  // namespace
