@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "core/random.hpp"
 #include "providers/capabilities.hpp"
+#include "store/job_message.hpp"
 
 namespace syncwell::api {
 
@@ -179,12 +180,9 @@ HttpResponse ApiService::CreateJob(Ctx& ctx) {
   job.status = store::JobStatus::kQueued;
   job.created_at = job.updated_at = now;
 
-  queue::OutgoingMessage msg;
   // Dedup on the user's idempotency key: a retried intake can never enqueue twice.
-  msg.dedup_id = ctx.caller.user.str() + ":" + ctx.idem.key;
-  msg.group_id = ctx.caller.user.str();
-  queue::ParsePriority(job.priority, &msg.priority);
-  msg.body = json::serialize(json::object{{"jobId", job.id.str()}, {"userId", job.user.str()}});
+  const queue::OutgoingMessage msg =
+      store::JobMessage(job, ctx.caller.user.str() + ":" + ctx.idem.key);
 
   HttpResponse resp =
       JsonResponse(202, json::object{{"jobId", job.id.str()}, {"status", "QUEUED"}});

@@ -11,6 +11,7 @@
 #include "providers/garmin/garmin_provider.hpp"
 #include "providers/strava/strava_provider.hpp"
 #include "providers/withings/withings_provider.hpp"
+#include "store/job_message.hpp"
 
 namespace syncwell::app {
 
@@ -192,21 +193,8 @@ Result<bool> SyncProviderGateway::EnqueueWebhookJob(const store::SyncConfig& cfg
       continue;
     }
     if (existing.error().code != Errc::kNotFound) return existing.error();
-    store::Job job;
-    job.id = id;
-    job.user = cfg.user;
-    job.source = cfg.source;
-    job.destination = cfg.destination;
-    job.data_type = cfg.data_type;
-    job.mode = "webhook";
-    job.priority = "medium";
-    job.status = store::JobStatus::kQueued;
-    job.created_at = job.updated_at = clock_.Now();
-    queue::OutgoingMessage msg;
-    msg.dedup_id = id.str();
-    msg.group_id = cfg.user.str();
-    msg.priority = Priority::kMedium;
-    msg.body = json::serialize(json::object{{"jobId", job.id.str()}, {"userId", job.user.str()}});
+    const store::Job job = store::QueuedJobFor(cfg, id, "webhook", "medium", clock_.Now());
+    const queue::OutgoingMessage msg = store::JobMessage(job, id.str());
     auto st = store_.CreateJob(job, msg, nullptr);
     if (!st) {
       if (st.error().code == Errc::kAlreadyExists || st.error().code == Errc::kConflict)

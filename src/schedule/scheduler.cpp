@@ -10,6 +10,7 @@
 #include "core/murmur3.hpp"
 #include "core/priority.hpp"
 #include "providers/capabilities.hpp"
+#include "store/job_message.hpp"
 
 namespace syncwell::schedule {
 
@@ -218,22 +219,9 @@ Result<Scheduler::Enqueue> Scheduler::EnqueueSlot(const store::SyncConfig& cfg,
     if (job->status == store::JobStatus::kQueued) return Enqueue::kCoalesced;
     break;  // started or finished: this slot needs its own job
   }
-  store::Job job;
-  job.id = id;
-  job.user = cfg.user;
-  job.source = cfg.source;
-  job.destination = cfg.destination;
-  job.data_type = cfg.data_type;
-  job.mode = "scheduled";
-  job.priority = PriorityName(Priority::kMedium);
-  job.status = store::JobStatus::kQueued;
-  job.created_at = job.updated_at = now;
-  queue::OutgoingMessage msg;
-  msg.dedup_id = id.str();
-  msg.group_id = cfg.user.str();
-  msg.priority = Priority::kMedium;
-  msg.body = boost::json::serialize(
-      boost::json::object{{"jobId", job.id.str()}, {"userId", job.user.str()}});
+  const store::Job job =
+      store::QueuedJobFor(cfg, id, "scheduled", PriorityName(Priority::kMedium), now);
+  const queue::OutgoingMessage msg = store::JobMessage(job, id.str());
   if (auto st = store_.CreateJob(job, msg, nullptr); !st) {
     if (st.error().code == Errc::kAlreadyExists || st.error().code == Errc::kConflict)
       return Enqueue::kMerged;  // another process created it first

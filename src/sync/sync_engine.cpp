@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/log.hpp"
+#include "store/job_message.hpp"
 
 namespace syncwell::sync {
 
@@ -685,12 +686,7 @@ void SyncEngine::EnqueueContinuation(const store::Job& job) {
   next.error.clear();
   next.summary.clear();
   next.created_at = next.updated_at = clock_.Now();
-  queue::OutgoingMessage msg;
-  msg.dedup_id = next.id.str();
-  msg.group_id = job.user.str();
-  if (!queue::ParsePriority(job.priority, &msg.priority)) msg.priority = Priority::kMedium;
-  msg.body = boost::json::serialize(
-      boost::json::object{{"jobId", next.id.str()}, {"userId", job.user.str()}});
+  const queue::OutgoingMessage msg = store::JobMessage(next, next.id.str());
   if (Status st = store_.CreateJob(next, msg, nullptr);
       !st.ok() && st.error().code != Errc::kAlreadyExists) {
     log::Warn("sync: could not enqueue the continuation job; the next trigger continues",
