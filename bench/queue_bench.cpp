@@ -6,7 +6,7 @@
 //                        [--producers N] [--consumers M] [--max-backlog B]
 //                        [--baseline-seconds S] [--baseline-batch R]
 //                        [--backlog N] [--backlog-seconds S] [--backlog-sync MODE]
-//                        [--skip-backlog] [--skip-cycle] [--dir PARENT]
+//                        [--skip-backlog] [--skip-cycle] [--dir PARENT] [--acks batched|single]
 //
 // Every configuration runs on a fresh data directory under PARENT (default /tmp) with the
 // production defaults of SqliteSettings (WAL, 1 KiB pages, group commit, coalesced WAL writes).
@@ -17,10 +17,12 @@
 //    --backlog-seconds; RSS (VmRSS/VmHWM) every quarter; then 200 Receive(max 10) + Delete rounds
 //    on one thread with their latencies.
 // 2. Cycle: for each sync mode and group count, N producer threads Send (unique dedup id, group =
-//    "user-<k>" round-robin) while M consumer threads Receive(max 10, 100 ms long poll) and Delete
-//    each message; producers pause while more than --max-backlog messages are outstanding so the
-//    run measures a steady cycle, not a fill. Reports completed cycles/s (Deletes), sends/s,
-//    send latency P50/P99, and writes per group commit.
+//    "user-<k>" round-robin) while M consumer threads Receive(max 10, 100 ms long poll) and
+//    acknowledge what they got: with --acks batched (default, what the worker pool does) one
+//    DeleteBatch per receive, with --acks single one Delete per message; producers pause while more
+//    than --max-backlog messages are outstanding so the run measures a steady cycle, not a fill.
+//    Reports completed cycles/s (Deletes), sends/s, send latency P50/P99, and writes per group
+//    commit.
 // 3. Baseline: raw sqlite3 on its own connection and file with the same page size (1024), WAL and
 //    synchronous mode: each transaction inserts R rows (group, body of the same size) and deletes
 //    the R rows inserted by the previous transaction; rows/s = rows inserted and deleted per
@@ -74,6 +76,7 @@ struct Options {
   std::string backlog_sync = "FULL";
   bool skip_backlog = false;
   bool skip_cycle = false;
+  bool batched_acks = true;
   std::string parent = "/tmp";
 };
 
@@ -102,6 +105,12 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     } else if ((v = next()) == nullptr) {
       std::fprintf(stderr, "missing value for %s\n", argv[i]);
       return false;
+    } else if (a == "--acks") {
+      if (std::string_view(v) != "batched" && std::string_view(v) != "single") {
+        std::fprintf(stderr, "--acks must be batched or single\n");
+        return false;
+      }
+      o->batched_acks = std::string_view(v) == "batched";
     } else if (a == "--seconds") {
       o->seconds = std::atof(v);
     } else if (a == "--groups") {
@@ -261,8 +270,16 @@ CycleResult RunCycle(const Options& o, const std::string& sync, int groups) {
           continue;
         }
         if (r->empty()) empty.fetch_add(1);
-        for (auto& m : *r) {
-          if (queue.Delete(m.receipt).ok()) {
+        std::vector<Status> acked;
+        if (o.batched_acks) {
+          std::vector<std::string> receipts;
+          for (auto& m : *r) receipts.push_back(m.receipt);
+          if (!receipts.empty()) acked = queue.DeleteBatch(receipts);
+        } else {
+          for (auto& m : *r) acked.push_back(queue.Delete(m.receipt));
+        }
+        for (const auto& st : acked) {
+          if (st.ok()) {
             done.fetch_add(1);
           } else {
             errors.fetch_add(1);
@@ -474,8 +491,10 @@ int main(int argc, char** argv) {
   Options o;
   if (!ParseArgs(argc, argv, &o)) return 2;
   std::printf(
-      "syncwell_queue_bench: %d producers, %d consumers, %.0f s per row, max backlog %lld\n",
-      o.producers, o.consumers, o.seconds, static_cast<long long>(o.max_backlog));
+      "syncwell_queue_bench: %d producers, %d consumers, %.0f s per row, max backlog %lld, "
+      "%s acks\n",
+      o.producers, o.consumers, o.seconds, static_cast<long long>(o.max_backlog),
+      o.batched_acks ? "batched" : "single");
   if (!o.skip_backlog) RunBacklog(o);
   if (o.skip_cycle) return 0;
 
@@ -486,7 +505,8 @@ int main(int argc, char** argv) {
   };
   std::vector<Row> rows;
   std::map<std::string, double> observed_batch;
-  std::printf("\n== full cycle (Send; Receive max 10 + Delete)\n");
+  std::printf("\n== full cycle (Send; Receive max 10 + %s)\n",
+              o.batched_acks ? "DeleteBatch of what it got" : "one Delete per message");
   std::printf("%-7s %7s %11s %10s %10s %10s %9s %12s %7s\n", "sync", "groups", "cycles/s",
               "sends/s", "send P50", "send P99", "wr/commit", "empty recv", "errors");
   for (const auto& sync : o.sync) {

@@ -7,8 +7,10 @@
 // Writes: one WRITER thread owns the only read-write connection. Callers submit a write closure
 // and block on a future. The writer drains everything queued (up to `max_batch`), runs the batch
 // in ONE `BEGIN IMMEDIATE` transaction with each closure inside its own SAVEPOINT (a failing
-// closure rolls back only itself), COMMITs once, then completes every future. If COMMIT fails,
-// every closure of the batch fails with that error.
+// closure rolls back only itself), COMMITs once, then hands the batch to a COMPLETER thread that
+// completes every future while the writer starts the next batch: waking ~100 blocked callers is
+// futex work (measured ~25% of the writer's time) that must not delay the next commit. If COMMIT
+// fails, every closure of the batch fails with that error.
 //
 // Reads: a fixed pool of read connections (`query_only`), leased exclusively per call.
 // Prepared statements are cached per connection (a connection is only used by one thread at a
@@ -161,6 +163,9 @@ class SqliteDb {
   Status Migrate();
   void WriterLoop();
   void RunBatch(std::vector<Op>& batch);
+  // Hands a finished batch to the completer thread (it sets every promise).
+  void Complete(std::vector<Op> ops, std::vector<Status> results);
+  void CompleterLoop();
   sqlite3* AcquireReader();
   void ReleaseReader(sqlite3* c);
   void CloseAll();
@@ -175,6 +180,16 @@ class SqliteDb {
   bool accepting_ = false;
   std::thread writer_;
   std::mutex lifecycle_mu_;  // serialises Start/Stop
+
+  struct Finished {
+    std::vector<Op> ops;
+    std::vector<Status> results;
+  };
+  std::mutex done_mu_;  // guards finished_, writer_running_
+  std::condition_variable done_cv_;
+  std::deque<Finished> finished_;
+  bool writer_running_ = false;
+  std::thread completer_;
 
   std::mutex read_mu_;  // guards free_readers_, readers_open_
   std::condition_variable read_cv_;

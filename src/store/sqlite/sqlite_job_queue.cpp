@@ -1,6 +1,7 @@
 #include "store/sqlite/sqlite_job_queue.hpp"
 
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <tuple>
 
@@ -369,8 +370,10 @@ Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::ReceiveOnce(
   return out;
 }
 
-Status SqliteJobQueue::Delete(std::string_view receipt) {
-  return db_.Write([&](sqlite3* db) -> Status {
+namespace {
+// The write closure of one Delete (the receipt is copied: DeleteBatch submits without waiting).
+SqliteDb::WriteFn DeleteFn(std::string_view receipt) {
+  return [receipt = std::string(receipt)](sqlite3* db) -> Status {
     auto held = Held(db, receipt);
     if (!held.ok()) return held.error();
     {
@@ -379,7 +382,20 @@ Status SqliteJobQueue::Delete(std::string_view receipt) {
       if (Status st = d.Exec(); !st.ok()) return st;
     }
     return FixHead(db, held->group_id);
-  });
+  };
+}
+}  // namespace
+
+Status SqliteJobQueue::Delete(std::string_view receipt) { return db_.Write(DeleteFn(receipt)); }
+
+std::vector<Status> SqliteJobQueue::DeleteBatch(const std::vector<std::string>& receipts) {
+  std::vector<std::future<Status>> pending;
+  pending.reserve(receipts.size());
+  for (const auto& r : receipts) pending.push_back(db_.SubmitWrite(DeleteFn(r)));
+  std::vector<Status> out;
+  out.reserve(pending.size());
+  for (auto& f : pending) out.push_back(f.get());
+  return out;
 }
 
 Status SqliteJobQueue::ChangeVisibility(std::string_view receipt,

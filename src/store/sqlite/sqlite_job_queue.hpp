@@ -56,6 +56,8 @@ class SqliteJobQueue final : public queue::JobQueue {
   Result<std::vector<queue::ReceivedMessage>> Receive(
       const queue::ReceiveOptions& options) override;
   Status Delete(std::string_view receipt) override;
+  // Every receipt as its own write closure, submitted together: one group commit, one wait.
+  std::vector<Status> DeleteBatch(const std::vector<std::string>& receipts) override;
   Status ChangeVisibility(std::string_view receipt, std::chrono::milliseconds timeout) override;
   Status Defer(std::string_view receipt, std::chrono::milliseconds delay,
                std::string_view reason) override;
