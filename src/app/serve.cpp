@@ -40,6 +40,35 @@
 namespace syncwell::app {
 namespace {
 
+// The embedded store's single writer: how busy it is, by phase (STYLE: one writer thread is the
+// embedded ceiling, so operators need to see it), and its group commits.
+void AddSqliteWriterMetrics(obs::Registry& metrics, const store::SqliteDb& db) {
+  auto seconds = [&db](int64_t store::SqliteDb::WriterTime::*field) {
+    return [&db, field] { return static_cast<double>(db.WriterBusy().*field) / 1e9; };
+  };
+  metrics.AddCounterFn("syncwell_sqlite_writer_closures_seconds_total",
+                       "Writer thread time running the write closures of group commits",
+                       seconds(&store::SqliteDb::WriterTime::closures_ns));
+  metrics.AddCounterFn("syncwell_sqlite_writer_commit_seconds_total",
+                       "Writer thread time in COMMIT (WAL write and fsync)",
+                       seconds(&store::SqliteDb::WriterTime::commit_ns));
+  metrics.AddCounterFn("syncwell_sqlite_writer_checkpoint_seconds_total",
+                       "Writer thread time in WAL checkpoints",
+                       seconds(&store::SqliteDb::WriterTime::checkpoint_ns));
+  metrics.AddCounterFn("syncwell_sqlite_group_commits_total", "Group commits that succeeded",
+                       [&db] { return static_cast<double>(db.CommittedTransactions()); });
+  metrics.AddCounterFn("syncwell_sqlite_writes_total", "Write closures completed",
+                       [&db] { return static_cast<double>(db.CompletedWrites()); });
+  metrics.AddCounterFn("syncwell_sqlite_checkpoints_total", "WAL checkpoints run by the writer",
+                       [&db] { return static_cast<double>(db.Checkpoints()); });
+  metrics.AddCounterFn("syncwell_sqlite_background_checkpoints_total",
+                       "WAL checkpoint passes run by the background checkpointer",
+                       [&db] { return static_cast<double>(db.BackgroundCheckpoints()); });
+  metrics.AddCounterFn("syncwell_sqlite_background_checkpoint_seconds_total",
+                       "Checkpointer thread time in WAL checkpoint passes",
+                       [&db] { return static_cast<double>(db.BackgroundCheckpointNs()) / 1e9; });
+}
+
 class VerifierAuthenticator final : public api::Authenticator {
  public:
   explicit VerifierAuthenticator(auth::TokenVerifier& v) : v_(v) {}
@@ -476,6 +505,7 @@ int RunServe(const config::Settings& s) {
   QueueStatsCache stats_cache(queue);
   AddQueueMetrics(metrics, stats_cache);
   obs::AddProcessMetrics(metrics);
+  if ((*backend)->sqlite) AddSqliteWriterMetrics(metrics, (*backend)->sqlite->db());
 
   // The worker pool (roles all and worker).
   auto limiter_settings = LimiterSettings(s);

@@ -399,6 +399,12 @@ namespace {
 // Process-wide SQLite settings, applied once before SQLite initialises. Memory statistics off:
 // with them on, every sqlite3_malloc/free takes a global mutex (measured ~5% of the writer's
 // time). Fails harmlessly (SQLITE_MISUSE) if something initialised SQLite first.
+int64_t ElapsedNs(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                              since)
+      .count();
+}
+
 void ConfigureSqliteOnce() {
   static std::once_flag once;
   std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
@@ -545,9 +551,55 @@ Status SqliteDb::Start() {
     std::lock_guard lock(done_mu_);
     writer_running_ = true;
   }
+  if (settings_.background_checkpoints) {
+    if (Status st = OpenConnection(&ckpt_conn_, false); !st.ok()) {
+      CloseAll();
+      return st;
+    }
+    // A connection that never read the database treats checkpoints as no-ops (log = -1).
+    if (Status st = ExecSql(ckpt_conn_, "SELECT count(*) FROM sqlite_master"); !st.ok()) {
+      CloseAll();
+      return st;
+    }
+    {
+      std::lock_guard lock(ckpt_mu_);
+      ckpt_stop_ = false;
+    }
+    checkpointer_ = std::thread([this] { CheckpointerLoop(); });
+  }
   completer_ = std::thread([this] { CompleterLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
   return {};
+}
+
+void SqliteDb::CheckpointerLoop() {
+  for (;;) {
+    {
+      std::unique_lock lock(ckpt_mu_);
+      ckpt_cv_.wait(lock, [&] { return ckpt_wanted_ || ckpt_stop_; });
+      if (ckpt_stop_) return;
+      ckpt_wanted_ = false;
+    }
+    // Passes until what is left for the writer is small: each pass copies only the frames
+    // committed since the previous one (a few thousand while a 16k-frame pass runs).
+    for (int pass = 0; pass < 4; ++pass) {
+      const auto t0 = std::chrono::steady_clock::now();
+      int log_frames = 0, done_frames = 0;
+      const int rc = sqlite3_wal_checkpoint_v2(ckpt_conn_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                               &log_frames, &done_frames);
+      bg_checkpoint_ns_.fetch_add(ElapsedNs(t0), std::memory_order_relaxed);
+      if (rc != SQLITE_OK) {
+        if (rc != SQLITE_BUSY) {
+          log::Warn("sqlite background checkpoint failed", {{"error", sqlite3_errmsg(ckpt_conn_)}});
+        }
+        break;
+      }
+      bg_checkpoints_.fetch_add(1);
+      const int64_t left = wal_frames_.load(std::memory_order_relaxed) - done_frames;
+      if (left <= settings_.wal_checkpoint_frames / 16) break;
+    }
+    bg_state_.store(kBgDone);  // also after a failure: the writer's own checkpoint decides
+  }
 }
 
 int SqliteDb::WalHook(void* self, sqlite3*, const char*, int frames) {
@@ -556,7 +608,26 @@ int SqliteDb::WalHook(void* self, sqlite3*, const char*, int frames) {
 }
 
 void SqliteDb::MaybeCheckpoint() {
-  if (wal_frames_.load(std::memory_order_relaxed) < settings_.wal_checkpoint_frames) return;
+  const int64_t frames = wal_frames_.load(std::memory_order_relaxed);
+  if (frames < settings_.wal_checkpoint_frames) return;
+  // Background: ask the checkpointer for the bulk copy and go on writing; once it has finished
+  // a pass, copy the rest here (no commit can interleave, so every frame gets copied and the
+  // next write restarts the WAL). If the checkpointer falls far behind, the writer does it all,
+  // so the WAL stays bounded whatever the scheduling.
+  const int bg = bg_state_.load();
+  if (ckpt_conn_ != nullptr && frames < 4 * settings_.wal_checkpoint_frames) {
+    if (bg == kBgRunning) return;
+    if (bg == kBgIdle) {
+      bg_state_.store(kBgRunning);
+      {
+        std::lock_guard lock(ckpt_mu_);
+        ckpt_wanted_ = true;
+      }
+      ckpt_cv_.notify_one();
+      return;
+    }
+  }
+  if (bg == kBgDone) bg_state_.store(kBgIdle);  // this checkpoint finishes that pass
   int log_frames = 0, done_frames = 0;
   int rc = sqlite3_wal_checkpoint_v2(writer_conn_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
                                      &done_frames);
@@ -584,6 +655,12 @@ void SqliteDb::Stop() {
   done_cv_.notify_all();
   if (completer_.joinable()) completer_.join();  // every future is set before the close
   {
+    std::lock_guard lock(ckpt_mu_);
+    ckpt_stop_ = true;
+  }
+  ckpt_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  {
     std::unique_lock lock(read_mu_);
     readers_open_ = false;
     read_cv_.notify_all();
@@ -599,6 +676,8 @@ void SqliteDb::CloseAll() {
     std::lock_guard lock(read_mu_);
     free_readers_.clear();
   }
+  CloseConn(ckpt_conn_);
+  ckpt_conn_ = nullptr;
   CloseConn(writer_conn_);
   writer_conn_ = nullptr;
 }
@@ -636,7 +715,9 @@ void SqliteDb::WriterLoop() {
     RunBatch(batch);  // moves the ops out
     batch.clear();    // moved-from: make it empty again
     batch.reserve(settings_.max_batch);
+    const auto t0 = std::chrono::steady_clock::now();
     MaybeCheckpoint();
+    checkpoint_ns_.fetch_add(ElapsedNs(t0), std::memory_order_relaxed);
   }
 }
 
@@ -665,6 +746,7 @@ void SqliteDb::CompleterLoop() {
 
 void SqliteDb::RunBatch(std::vector<Op>& batch) {
   sqlite3* db = writer_conn_;
+  auto t0 = std::chrono::steady_clock::now();
   std::vector<Status> results(batch.size());
   auto fail_all = [&](const Error& e) {
     for (auto& r : results) r = e;
@@ -706,8 +788,12 @@ void SqliteDb::RunBatch(std::vector<Op>& batch) {
       return;
     }
   }
+  closures_ns_.fetch_add(ElapsedNs(t0), std::memory_order_relaxed);
+  t0 = std::chrono::steady_clock::now();
   Stmt commit(db, "COMMIT");
-  if (Status st = commit.Exec(); !st.ok()) {
+  Status committed = commit.Exec();
+  commit_ns_.fetch_add(ElapsedNs(t0), std::memory_order_relaxed);
+  if (Status st = committed; !st.ok()) {
     if (sqlite3_get_autocommit(db) == 0) (void)ExecSql(db, "ROLLBACK");
     Error e = st.error();
     e.message = "group commit failed: " + e.message;
