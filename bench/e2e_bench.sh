@@ -9,9 +9,14 @@
 # timed from the first 202 to the last job finished; the server's CPU time over that span (CPU per
 # job), its RSS, and the invariant check (written = expected, 0 duplicates, 0 lost). Runs at
 # simulator latency 0 (the engine's own cost: the baseline of the same run) and at a realistic
-# 50-300 ms per provider call.
+# 50-300 ms per provider call. A second round then posts the same jobs again: every cursor is set
+# and nothing is new, so it measures incremental syncs, the steady state of the S7 schedule.
+#
+# INCREMENTAL_LATENCY=50ms-300ms adds a run whose first round is at latency 0 (fast set-up) and
+# whose incremental round is at that latency, for more users than a slow first round allows.
 #
 # Environment: USERS=250  WORKERS_FAST=64  WORKERS_SLOW=1024  LATENCIES="0ms-0ms 50ms-300ms"
+#              INCREMENTAL_LATENCY= (unset: no extra run)
 set -euo pipefail
 BIN=${1:-${SYNCWELL_BIN:-build/release/src/app/syncwell}}
 USERS=${USERS:-250}
@@ -27,5 +32,11 @@ for lat in $LATENCIES; do
   out="$WORK/run-$lat.txt"
   "$BIN" demo --bench --users "$USERS" --latency "$lat" --workers "$workers" \
     --data-dir "$WORK/demo-$lat" --timeout 1800 >"$out" 2>&1 || true
-  grep -E "^bench:|^invariants|^records|^duplicates|^manual jobs" "$out"
+  grep -E "^bench( incremental)?:|^invariants|^records|^duplicates|^manual jobs" "$out"
 done
+if [[ -n "${INCREMENTAL_LATENCY:-}" ]]; then
+  out="$WORK/run-incremental.txt"
+  "$BIN" demo --bench --users "$USERS" --latency 0ms-0ms --incremental-latency "$INCREMENTAL_LATENCY" \
+    --workers "$WORKERS_SLOW" --data-dir "$WORK/demo-incremental" --timeout 1800 >"$out" 2>&1 || true
+  grep -E "^bench( incremental)?:|^invariants|^records|^duplicates|^manual jobs" "$out"
+fi

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "config/settings.hpp"
 
@@ -92,7 +93,14 @@ struct DemoOptions {
   std::chrono::seconds timeout{900};
   bool follow = false;
   bool bench = false;  // seed first, then time a burst of jobs (bench/e2e_bench.sh)
+  // --bench: the simulator's latency for the second (incremental) round; empty = unchanged.
+  std::string incremental_latency;
 };
 int RunDemo(const DemoOptions& o);
+
+// "50ms-300ms" or "100ms" (MIN-MAX, durations as config accepts them); nullopt when malformed or
+// MAX < MIN. Shared by `provider-sim --latency` and `demo --latency/--incremental-latency`.
+std::optional<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>> ParseLatencyRange(
+    const std::string& text);
 
 }  // namespace syncwell::app

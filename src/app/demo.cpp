@@ -386,6 +386,16 @@ void PrintProgress(Http& server, std::chrono::steady_clock::time_point started, 
 }  // namespace
 
 int RunDemo(const DemoOptions& o) {
+  std::optional<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>>
+      incremental_latency;
+  if (!o.incremental_latency.empty()) {
+    incremental_latency = ParseLatencyRange(o.incremental_latency);
+    if (!incremental_latency) {
+      std::cerr << "syncwell demo: --incremental-latency '" << o.incremental_latency
+                << "': expected MIN-MAX such as 50ms-300ms\n";
+      return 2;
+    }
+  }
   // A fresh data directory every run (only one this command created is ever removed).
   std::error_code ec;
   if (fs::exists(o.data_dir, ec)) {
@@ -558,43 +568,52 @@ int RunDemo(const DemoOptions& o) {
   }
   std::printf("sent %d provider webhooks for new data\n", webhooks_sent.load());
 
-  // Progress until every manual job finished and the queue is empty.
+  // Progress until every job in `open` finished and the queue is empty; returns the FAILED
+  // count and sets `done_at` when the last job finished. Polls every `poll`.
+  const auto wait_jobs = [&](std::set<std::pair<size_t, size_t>>& open, int total,
+                             std::chrono::steady_clock::time_point deadline,
+                             std::chrono::milliseconds poll,
+                             std::optional<std::chrono::steady_clock::time_point>& done_at) {
+    int failed = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int still_open = 0;
+      for (auto it = open.begin(); it != open.end() && still_open < 64;) {
+        const auto& u = users[it->first];
+        auto r = server.Json("GET", "/v1/sync-jobs/" + u.jobs[it->second], {}, u.token);
+        if (r) {
+          const auto status = json::value_to<std::string>(r->at("status"));
+          if (status == "SUCCEEDED" || status == "FAILED") {
+            if (status == "FAILED") ++failed;
+            it = open.erase(it);
+            continue;
+          }
+        }
+        ++still_open;
+        ++it;
+      }
+      if (open.empty() && !done_at) done_at = std::chrono::steady_clock::now();
+      PrintProgress(server, started, total - static_cast<int>(open.size()), total);
+      if (open.empty()) {
+        auto m = server.Call("GET", "/metrics");
+        if (m && m->status == 200 &&
+            MetricSum(m->body, "syncwell_queue_visible_messages") +
+                    MetricSum(m->body, "syncwell_queue_delayed_messages") +
+                    MetricSum(m->body, "syncwell_queue_in_flight_messages") ==
+                0)
+          break;
+      }
+      std::this_thread::sleep_for(poll);
+    }
+    return failed;
+  };
   std::set<std::pair<size_t, size_t>> open;  // (user, job)
   for (size_t i = 0; i < users.size(); ++i)
     for (size_t j = 0; j < users[i].jobs.size(); ++j) open.insert({i, j});
   const int total = static_cast<int>(open.size());
-  int failed = 0;
-  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
   std::optional<std::chrono::steady_clock::time_point> jobs_done_at;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int still_open = 0;
-    for (auto it = open.begin(); it != open.end() && still_open < 64;) {
-      const auto& u = users[it->first];
-      auto r = server.Json("GET", "/v1/sync-jobs/" + u.jobs[it->second], {}, u.token);
-      if (r) {
-        const auto status = json::value_to<std::string>(r->at("status"));
-        if (status == "SUCCEEDED" || status == "FAILED") {
-          if (status == "FAILED") ++failed;
-          it = open.erase(it);
-          continue;
-        }
-      }
-      ++still_open;
-      ++it;
-    }
-    if (open.empty() && !jobs_done_at) jobs_done_at = std::chrono::steady_clock::now();
-    PrintProgress(server, started, total - static_cast<int>(open.size()), total);
-    if (open.empty()) {
-      auto m = server.Call("GET", "/metrics");
-      if (m && m->status == 200 &&
-          MetricSum(m->body, "syncwell_queue_visible_messages") +
-                  MetricSum(m->body, "syncwell_queue_delayed_messages") +
-                  MetricSum(m->body, "syncwell_queue_in_flight_messages") ==
-              0)
-        break;
-    }
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-  }
+  const int failed = wait_jobs(
+      open, total, std::chrono::steady_clock::now() + o.timeout,
+      o.bench ? std::chrono::milliseconds(200) : std::chrono::milliseconds(1000), jobs_done_at);
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const double cpu_after = ProcessCpuSeconds(server_proc.pid());
@@ -658,6 +677,60 @@ int RunDemo(const DemoOptions& o) {
         static_cast<long long>(rss.first), static_cast<long long>(rss.second), o.latency.c_str(),
         o.workers);
   }
+  // --bench, second round: the same jobs again. Every cursor is set now and the simulator has
+  // no new data, so these are incremental syncs — the steady state of the S7 schedule (PRO users
+  // every 15 minutes): metadata reads, cursor and ledger checks, nothing to write.
+  bool incremental_ok = true;
+  if (o.bench && ok) {
+    if (incremental_latency) {
+      auto set = sim.Json("POST", "/_sim/config",
+                          json::object{{"provider", "*"},
+                                       {"latency_min_ms", incremental_latency->first.count()},
+                                       {"latency_max_ms", incremental_latency->second.count()}});
+      if (!set) {
+        std::cerr << "syncwell demo: setting the simulator's latency failed: "
+                  << set.error().message << "\n";
+        return 1;
+      }
+    }
+    std::vector<size_t> first(users.size());
+    for (size_t i = 0; i < users.size(); ++i) first[i] = users[i].jobs.size();
+    auto m0 = server.Call("GET", "/metrics");
+    const double written0 = m0 ? MetricSum(m0->body, "syncwell_sync_records_written_total") : 0;
+    const double calls0 = m0 ? MetricSum(m0->body, "syncwell_provider_calls_total") : 0;
+    const double cpu0 = ProcessCpuSeconds(server_proc.pid());
+    const auto t = std::chrono::steady_clock::now();
+    auto posted = ParallelFor(o.users, 8, [&](int i) -> Status {
+      Http api(api_url);
+      return post_jobs(api, users[static_cast<size_t>(i)]);
+    });
+    std::set<std::pair<size_t, size_t>> open2;
+    for (size_t i = 0; i < users.size(); ++i)
+      for (size_t j = first[i]; j < users[i].jobs.size(); ++j) open2.insert({i, j});
+    const int total2 = static_cast<int>(open2.size());
+    std::optional<std::chrono::steady_clock::time_point> done2;
+    const int failed2 = wait_jobs(open2, total2, std::chrono::steady_clock::now() + o.timeout,
+                                  std::chrono::milliseconds(200), done2);
+    const double span =
+        std::chrono::duration<double>(done2.value_or(std::chrono::steady_clock::now()) - t).count();
+    const double cpu1 = ProcessCpuSeconds(server_proc.pid());
+    auto m1 = server.Call("GET", "/metrics");
+    const double written1 = m1 ? MetricSum(m1->body, "syncwell_sync_records_written_total") : 0;
+    const double calls1 = m1 ? MetricSum(m1->body, "syncwell_provider_calls_total") : 0;
+    auto stats2 = sim.Json("GET", "/_sim/stats");
+    const int64_t dups2 = stats2 ? stats2->at("totals").at("duplicates").to_number<int64_t>() : -1;
+    const int lost2 = static_cast<int>(open2.size());
+    incremental_ok = posted && failed2 == 0 && lost2 == 0 && dups2 == 0;
+    std::printf(
+        "bench incremental: %d jobs in %.2f s = %.1f jobs/s end to end (202 -> finished); %.0f "
+        "records written; %.0f provider calls (%.1f/job); server CPU %.2f s = %.2f ms/job; "
+        "failed %d, lost %d, simulator duplicates %lld: %s; latency %s\n",
+        total2, span, total2 / span, written1 - written0, calls1 - calls0,
+        total2 > 0 ? (calls1 - calls0) / total2 : 0.0, cpu1 - cpu0,
+        total2 > 0 ? 1000 * (cpu1 - cpu0) / total2 : 0.0, failed2, lost2,
+        static_cast<long long>(dups2), incremental_ok ? "HOLD" : "VIOLATED",
+        o.incremental_latency.empty() ? o.latency.c_str() : o.incremental_latency.c_str());
+  }
   const auto& u0 = users.front();
   std::printf(
       "\ntry the API (token of %s, valid 24 h):\n  curl -H 'Authorization: Bearer %s' "
@@ -692,7 +765,7 @@ int RunDemo(const DemoOptions& o) {
     std::printf("server exited with %d; see %s/server.log\n", server_rc, data_dir.c_str());
     return 1;
   }
-  return ok ? 0 : 1;
+  return ok && incremental_ok ? 0 : 1;
 }
 
 }  // namespace syncwell::app

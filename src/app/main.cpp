@@ -261,7 +261,10 @@ int main(int argc, char** argv) {
   demo->add_option("--timeout", demo_timeout_s, "give up after this many seconds");
   demo->add_flag("--follow", demo_opts.follow, "keep the servers running after the summary");
   demo->add_flag("--bench", demo_opts.bench,
-                 "seed first, then time a burst of jobs end to end (CPU per job, RSS)");
+                 "seed first, then time a burst of jobs end to end (CPU per job, RSS), then the "
+                 "same jobs again (incremental syncs)");
+  demo->add_option("--incremental-latency", demo_opts.incremental_latency,
+                   "--bench: the simulated latency MIN-MAX of the second (incremental) round");
 
   try {
     app.parse(argc, argv);

@@ -11,6 +11,16 @@
 
 namespace syncwell::app {
 
+std::optional<std::pair<std::chrono::milliseconds, std::chrono::milliseconds>> ParseLatencyRange(
+    const std::string& text) {
+  const auto dash = text.find('-');
+  auto lo = config::ParseDuration(text.substr(0, dash));
+  auto hi = dash == std::string::npos ? lo : config::ParseDuration(text.substr(dash + 1));
+  if (!lo || !hi || *hi < *lo) return std::nullopt;
+  return std::pair{std::chrono::duration_cast<std::chrono::milliseconds>(*lo),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(*hi)};
+}
+
 int RunProviderSim(const ProviderSimOptions& o) {
   sigset_t signals;
   sigemptyset(&signals);
@@ -33,17 +43,15 @@ int RunProviderSim(const ProviderSimOptions& o) {
   if (!o.webhook_target.empty()) settings.webhook_target = o.webhook_target;
   if (!o.latency.empty()) {
     // "50ms-300ms" or "100ms": uniform latency for every provider.
-    const auto dash = o.latency.find('-');
-    auto lo = config::ParseDuration(o.latency.substr(0, dash));
-    auto hi = dash == std::string::npos ? lo : config::ParseDuration(o.latency.substr(dash + 1));
-    if (!lo || !hi || *hi < *lo) {
+    const auto range = ParseLatencyRange(o.latency);
+    if (!range) {
       std::cerr << "syncwell provider-sim: --latency '" << o.latency
                 << "': expected MIN-MAX such as 50ms-300ms\n";
       return 2;
     }
     for (auto& [name, p] : settings.profiles) {
-      p.latency_min = *lo;
-      p.latency_max = *hi;
+      p.latency_min = range->first;
+      p.latency_max = range->second;
     }
   }
   auto hp = o.listen.rfind(':');

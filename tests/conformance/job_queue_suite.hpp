@@ -626,6 +626,37 @@ TYPED_TEST_P(JobQueueConformance, LongPollReturnsWhenAMessageArrives) {
   EXPECT_EQ(this->Bodies(*got), std::vector<std::string>{"late"});
 }
 
+// A user's next job must not wait for a poll: deleting the group's head wakes a receiver that is
+// long-polling. The recheck interval is an hour, so only that wake-up can end the wait early; a
+// queue without it returns empty after the 10 s bound.
+TYPED_TEST_P(JobQueueConformance, DeleteWakesALongPollForTheGroupsNextMessage) {
+  queue::QueueSettings st;
+  st.long_poll_interval = std::chrono::hours(1);
+  auto h = this->With(st);
+  auto& q = h->queue();
+  this->Send(q, this->Msg("A", "first"));
+  this->Send(q, this->Msg("A", "second"));
+  auto first = q.Receive({});
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(this->Bodies(*first), std::vector<std::string>{"first"});
+
+  std::thread acker([&] {
+    std::this_thread::sleep_for(50ms);
+    EXPECT_TRUE(q.Delete((*first)[0].receipt).ok());
+  });
+  queue::ReceiveOptions wait;
+  wait.wait = 10s;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto got = q.Receive(wait);
+  // Not a speed check: a receive that was never woken ends at its bound (its last attempt then
+  // finds the message too), so "before the bound" is what tells a wake-up from the deadline.
+  const bool woken = std::chrono::steady_clock::now() - t0 < wait.wait;
+  acker.join();
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(this->Bodies(*got), std::vector<std::string>{"second"});
+  EXPECT_TRUE(woken) << "the receive waited for its whole bound: Delete did not wake it";
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     JobQueueConformance, FifoWithinAGroupOneInFlight, OtherGroupsAreNotBlocked,
     DedupInsideAndOutsideTheWindow, VisibilityExpiryRedeliversAndCounts,
@@ -635,6 +666,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     ExpiredDeliveriesCountTowardTheDlq, DeferDoesNotCountAsAFailedReceive, DelaysOfAnyLength,
     DelayedSendDoesNotHoldBackLaterMessagesOfItsGroup, HigherPriorityFirst, LowPriorityIsNotStarved,
     BatchLimitIsTen, DlqInspectRedriveOneAndAll, RedrivenMessageWaitsForTheGroupsHolder,
-    PurgeEmptiesTheDlqOnly, StatsGaugesAndCounters, LongPollReturnsWhenAMessageArrives);
+    PurgeEmptiesTheDlqOnly, StatsGaugesAndCounters, LongPollReturnsWhenAMessageArrives,
+    DeleteWakesALongPollForTheGroupsNextMessage);
 
 }  // namespace syncwell::conformance

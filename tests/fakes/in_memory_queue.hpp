@@ -133,6 +133,8 @@ class InMemoryQueue final : public queue::JobQueue {
     if (m.is_head) heads_.erase(group);
     messages_.erase(m.id);
     FixHead(group);
+    ++wakeups_;  // the group's next message may be deliverable now
+    cv_.notify_all();
     return {};
   }
 

@@ -415,7 +415,16 @@ Status PostgresJobQueue::Delete(std::string_view receipt) {
   auto r = ExecPrepared(pool_, "sw_queue_delete", "SELECT queue_delete($1::bigint, $2::bigint)",
                         {pg::PgParam(id), pg::PgParam(delivery)});
   if (!r) return r.error();
-  return ReceiptStatus(r->Int(0, 0));
+  Status st = ReceiptStatus(r->Int(0, 0));
+  if (st.ok()) WakeAfterDelete();
+  return st;
+}
+
+// The group's next message may be deliverable now: wake this process's blocked receivers so a
+// user's next job does not wait for a recheck (other processes find it at their recheck). Only
+// when one is blocked: each woken receiver makes a claim query.
+void PostgresJobQueue::WakeAfterDelete() {
+  if (waiting_.load(std::memory_order_relaxed) > 0) Wake();
 }
 
 std::vector<Status> PostgresJobQueue::DeleteBatch(const std::vector<std::string>& receipts) {
@@ -447,9 +456,13 @@ std::vector<Status> PostgresJobQueue::DeleteBatch(const std::vector<std::string>
     if (!r && out[i].ok()) out[i] = r.error();
   }
   if (!r) return out;
+  bool any = false;
   for (int row = 0; row < r->rows(); ++row) {
-    out[static_cast<size_t>(r->Int(row, 0))] = ReceiptStatus(r->Int(row, 1));
+    Status st = ReceiptStatus(r->Int(row, 1));
+    any = any || st.ok();
+    out[static_cast<size_t>(r->Int(row, 0))] = std::move(st);
   }
+  if (any) WakeAfterDelete();
   return out;
 }
 

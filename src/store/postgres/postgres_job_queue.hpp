@@ -103,6 +103,7 @@ class PostgresJobQueue final : public queue::JobQueue {
   void ListenLoop();
   // Sleeps up to `d` or until Stop(); false when stopping.
   bool ListenerSleep(std::chrono::milliseconds d);
+  void WakeAfterDelete();
   void Wake();
   // Tells the listener thread that a receiver started waiting (so it registers as a waiter).
   void Kick();

@@ -615,7 +615,7 @@ void SqliteDb::MaybeCheckpoint() {
   // next write restarts the WAL). If the checkpointer falls far behind, the writer does it all,
   // so the WAL stays bounded whatever the scheduling.
   const int bg = bg_state_.load();
-  if (ckpt_conn_ != nullptr && frames < 4 * settings_.wal_checkpoint_frames) {
+  if (ckpt_conn_ != nullptr && frames < 2 * settings_.wal_checkpoint_frames) {
     if (bg == kBgRunning) return;
     if (bg == kBgIdle) {
       bg_state_.store(kBgRunning);

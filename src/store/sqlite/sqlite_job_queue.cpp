@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <memory>
 #include <optional>
 #include <tuple>
 
@@ -85,7 +86,8 @@ Result<std::optional<Row>> LoadRow(sqlite3* db, int64_t id, bool with_body) {
 // Makes the group's head flag right after a change of its messages: the head is the first
 // non-dead-lettered message in (due_at, id) order, except that a held (in-flight) head is never
 // displaced (a redriven message may sort before it). Two index lookups.
-Status FixHead(sqlite3* db, const std::string& group) {
+// `promoted` (optional) is set when another message became the group's head.
+Status FixHead(sqlite3* db, const std::string& group, bool* promoted = nullptr) {
   std::optional<int64_t> cur;
   bool cur_held = false;
   {
@@ -119,6 +121,7 @@ Status FixHead(sqlite3* db, const std::string& group) {
     Stmt u(db, "UPDATE queue_messages SET is_head = 1 WHERE id = ?");
     u.Bind(1, *first);
     if (Status st = u.Exec(); !st.ok()) return st;
+    if (promoted != nullptr) *promoted = true;
   }
   return {};
 }
@@ -372,8 +375,10 @@ Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::ReceiveOnce(
 
 namespace {
 // The write closure of one Delete (the receipt is copied: DeleteBatch submits without waiting).
-SqliteDb::WriteFn DeleteFn(std::string_view receipt) {
-  return [receipt = std::string(receipt)](sqlite3* db) -> Status {
+// `*promoted` is set when the group's next message became its head: the caller wakes the
+// long-polling receivers after the commit, so a user's next job does not wait for a poll.
+SqliteDb::WriteFn DeleteFn(std::string_view receipt, bool* promoted) {
+  return [receipt = std::string(receipt), promoted](sqlite3* db) -> Status {
     auto held = Held(db, receipt);
     if (!held.ok()) return held.error();
     {
@@ -381,20 +386,34 @@ SqliteDb::WriteFn DeleteFn(std::string_view receipt) {
       d.Bind(1, held->id);
       if (Status st = d.Exec(); !st.ok()) return st;
     }
-    return FixHead(db, held->group_id);
+    return FixHead(db, held->group_id, promoted);
   };
 }
 }  // namespace
 
-Status SqliteJobQueue::Delete(std::string_view receipt) { return db_.Write(DeleteFn(receipt)); }
+Status SqliteJobQueue::Delete(std::string_view receipt) {
+  bool promoted = false;
+  Status st = db_.Write(DeleteFn(receipt, &promoted));
+  if (st.ok() && promoted) Wake();
+  return st;
+}
 
 std::vector<Status> SqliteJobQueue::DeleteBatch(const std::vector<std::string>& receipts) {
+  // One flag per closure (not vector<bool>: each closure writes its own element).
+  auto promoted = std::make_unique<bool[]>(receipts.size());
   std::vector<std::future<Status>> pending;
   pending.reserve(receipts.size());
-  for (const auto& r : receipts) pending.push_back(db_.SubmitWrite(DeleteFn(r)));
+  for (size_t i = 0; i < receipts.size(); ++i) {
+    pending.push_back(db_.SubmitWrite(DeleteFn(receipts[i], &promoted[i])));
+  }
   std::vector<Status> out;
   out.reserve(pending.size());
-  for (auto& f : pending) out.push_back(f.get());
+  bool wake = false;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    out.push_back(pending[i].get());
+    wake = wake || (out.back().ok() && promoted[i]);
+  }
+  if (wake) Wake();
   return out;
 }
 
