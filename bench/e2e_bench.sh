@@ -15,7 +15,12 @@
 # INCREMENTAL_LATENCY=50ms-300ms adds a run whose first round is at latency 0 (fast set-up) and
 # whose incremental round is at that latency, for more users than a slow first round allows.
 #
+# Runs with provider latency use TARGET_BACKLOG_SLOW (default 1) as the server's
+# worker.target_backlog_per_worker: its default of 10 visible messages per worker sizes the pool
+# for ~10 job durations of queueing, which a burst of a few thousand slow jobs spends waiting.
+#
 # Environment: USERS=250  WORKERS_FAST=64  WORKERS_SLOW=1024  LATENCIES="0ms-0ms 50ms-300ms"
+#              TARGET_BACKLOG_SLOW=1
 #              INCREMENTAL_LATENCY= (unset: no extra run)
 set -euo pipefail
 BIN=${1:-${SYNCWELL_BIN:-build/release/src/app/syncwell}}
@@ -28,15 +33,17 @@ trap 'rm -rf "$WORK"' EXIT
 echo "machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ); users $USERS" >&2
 for lat in $LATENCIES; do
   workers=$WORKERS_SLOW
-  [[ "$lat" == "0ms-0ms" ]] && workers=$WORKERS_FAST
+  backlog=(--target-backlog "${TARGET_BACKLOG_SLOW:-1}")
+  [[ "$lat" == "0ms-0ms" ]] && workers=$WORKERS_FAST && backlog=()
   out="$WORK/run-$lat.txt"
-  "$BIN" demo --bench --users "$USERS" --latency "$lat" --workers "$workers" \
+  "$BIN" demo --bench --users "$USERS" --latency "$lat" --workers "$workers" "${backlog[@]}" \
     --data-dir "$WORK/demo-$lat" --timeout 1800 >"$out" 2>&1 || true
   grep -E "^bench( incremental)?:|^invariants|^records|^duplicates|^manual jobs" "$out"
 done
 if [[ -n "${INCREMENTAL_LATENCY:-}" ]]; then
   out="$WORK/run-incremental.txt"
   "$BIN" demo --bench --users "$USERS" --latency 0ms-0ms --incremental-latency "$INCREMENTAL_LATENCY" \
-    --workers "$WORKERS_SLOW" --data-dir "$WORK/demo-incremental" --timeout 1800 >"$out" 2>&1 || true
+    --workers "$WORKERS_SLOW" --target-backlog "${TARGET_BACKLOG_SLOW:-1}" \
+    --data-dir "$WORK/demo-incremental" --timeout 1800 >"$out" 2>&1 || true
   grep -E "^bench( incremental)?:|^invariants|^records|^duplicates|^manual jobs" "$out"
 fi

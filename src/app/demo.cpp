@@ -447,6 +447,10 @@ int RunDemo(const DemoOptions& o) {
       "--set",
       "ratelimit.limits=strava:app:15m:1000000,garmin:app:1m:1000000,"
       "withings:app:1m:1000000,fitbit:user:1h:1000"};
+  if (o.target_backlog > 0) {
+    serve_argv.insert(serve_argv.end(), {"--set", "worker.target_backlog_per_worker=" +
+                                                      std::to_string(o.target_backlog)});
+  }
   if (auto st = server_proc.Start(serve_argv, data_dir + "/server.log"); !st) {
     std::cerr << "syncwell demo: " << st.error().message << "\n";
     return 1;

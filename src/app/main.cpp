@@ -263,6 +263,9 @@ int main(int argc, char** argv) {
   demo->add_flag("--bench", demo_opts.bench,
                  "seed first, then time a burst of jobs end to end (CPU per job, RSS), then the "
                  "same jobs again (incremental syncs)");
+  demo->add_option("--target-backlog", demo_opts.target_backlog,
+                   "the server's worker.target_backlog_per_worker (default: its own, 10)")
+      ->check(CLI::Range(1, 100000));
   demo->add_option("--incremental-latency", demo_opts.incremental_latency,
                    "--bench: the simulated latency MIN-MAX of the second (incremental) round");
 

@@ -420,6 +420,37 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
     run.Skip(metrics_, d.source_id, std::move(d.reason));
   }
   if (write_ids.empty()) return {};
+  // Records to write again whose intent (not confirmed by the destination read) was recorded
+  // less than write_settle ago: the earlier push may still land, so pushing again now could write
+  // the record twice (seen under overload: client timeouts, then the late write next to the
+  // retry's). Defer the whole job, before any hydration or push.
+  if (!p.pending.empty()) {
+    const TimePoint now = clock_.Now();
+    std::chrono::milliseconds wait{0};
+    size_t unsettled = 0;
+    for (const auto& id : write_ids) {
+      auto it = p.pending.find(id);
+      if (it == p.pending.end()) continue;
+      for (const auto& row : it->second) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            row.updated_at + settings_.write_settle - now);
+        if (left.count() > 0) {
+          wait = std::max(wait, left);
+          ++unsettled;
+          break;
+        }
+      }
+    }
+    if (unsettled > 0) {
+      metrics_.WritesUnsettled(unsettled);
+      Error e = MakeError(Errc::kRateLimited,
+                          std::to_string(unsettled) +
+                              " record(s) of an interrupted push may still land at the "
+                              "destination; retrying once they have settled");
+      e.retry_after = wait;
+      return e;
+    }
+  }
 
   // g. Hydrate exactly the records to write; any failure fails the job before any write.
   auto full = p.hydrate(run, write_ids);

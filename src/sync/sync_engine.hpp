@@ -72,6 +72,16 @@ struct SyncEngineSettings {
   size_t max_records_per_job = 1000;
   // Deadline of every provider call (CallContext::deadline).
   Duration call_timeout = std::chrono::seconds{30};
+  // A record with a write intent (pending ledger row) younger than this, which the destination
+  // read did not show, is not pushed again yet: the earlier push may still land (a request that
+  // timed out at the client can be applied by the provider later). The job is deferred for the
+  // rest of this time (Errc::kRateLimited, not a failed attempt); then the destination read finds
+  // the late record or the push is repeated safely. >= the per-request HTTP timeout (10 s) plus
+  // the time a provider may take to apply a request it received: measured with an overloaded
+  // simulator (1,024 concurrent jobs on 2 cores), 20 s still let 1 of ~430 retried pushes land
+  // twice (50 without the settle); requests can queue at the provider well past the client's
+  // timeout.
+  Duration write_settle = std::chrono::seconds{60};
   // Overlap threshold when the user has not set "conflictOverlapSeconds" (clamped to 10-300 s).
   std::chrono::seconds default_overlap_threshold{60};
   // Skip the destination read after MORE than this many consecutive empty reads.

@@ -26,7 +26,10 @@ SyncMetrics::SyncMetrics(obs::Registry& r)
                            "Records a destination refused in a push (retried)")),
       dest_read_skipped_(r.GetCounter(
           "syncwell_sync_destination_reads_skipped_total",
-          "Destination reads skipped by sync confidence or source_wins (SPEC S4 step 4)")) {}
+          "Destination reads skipped by sync confidence or source_wins (SPEC S4 step 4)")),
+      unsettled_(r.GetCounter("syncwell_sync_writes_unsettled_total",
+                              "Records not pushed again yet because an interrupted push of them "
+                              "may still land (the job was deferred for write_settle)")) {}
 
 void SyncMetrics::Job(std::string_view outcome, std::chrono::nanoseconds duration) {
   r_.GetCounter("syncwell_sync_jobs_total", "Sync jobs by outcome", Label("outcome", outcome))
@@ -57,6 +60,7 @@ void SyncMetrics::RecordsFailed(uint64_t n) {
 }
 
 void SyncMetrics::DestinationReadSkipped() { dest_read_skipped_.Inc(); }
+void SyncMetrics::WritesUnsettled(uint64_t n) { unsettled_.Inc(n); }
 
 void SyncMetrics::ProviderCall(std::string_view provider, std::string_view call,
                                std::string_view outcome, std::chrono::nanoseconds duration) {

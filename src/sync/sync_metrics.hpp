@@ -35,6 +35,8 @@ class SyncMetrics {
   void RecordsSkipped(std::string_view reason, uint64_t n = 1);
   void RecordsFailed(uint64_t n);
   void DestinationReadSkipped();
+  // Records whose interrupted push may still land: their job was deferred (write_settle).
+  void WritesUnsettled(uint64_t n);
   void ProviderCall(std::string_view provider, std::string_view call, std::string_view outcome,
                     std::chrono::nanoseconds duration);
   void QuotaObserved(std::string_view provider, std::string_view scope, double used_ratio);
@@ -45,6 +47,7 @@ class SyncMetrics {
   obs::Counter& written_;
   obs::Counter& failed_;
   obs::Counter& dest_read_skipped_;
+  obs::Counter& unsettled_;
 };
 
 }  // namespace syncwell::sync
