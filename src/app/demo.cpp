@@ -505,6 +505,13 @@ int RunDemo(const DemoOptions& o) {
     }
     return {};
   };
+  // Every user's jobs, 8 clients at a time (--bench rounds).
+  auto post_all = [&] {
+    return ParallelFor(o.users, 8, [&](int i) -> Status {
+      Http api(api_url);
+      return post_jobs(api, users[static_cast<size_t>(i)]);
+    });
+  };
   auto seeded = ParallelFor(o.users, 8, [&](int i) -> Status {
     Http s(sim_url), api(api_url);
     auto& u = users[static_cast<size_t>(i)];
@@ -542,10 +549,7 @@ int RunDemo(const DemoOptions& o) {
   const int64_t t0_ms = o.bench ? ToUnixMillis(clock.Now()) - 1000 : seeding_t0_ms;
   const double cpu_before = ProcessCpuSeconds(server_proc.pid());
   if (o.bench) {
-    auto posted = ParallelFor(o.users, 8, [&](int i) -> Status {
-      Http api(api_url);
-      return post_jobs(api, users[static_cast<size_t>(i)]);
-    });
+    auto posted = post_all();
     if (!posted) {
       std::cerr << "syncwell demo: posting jobs failed: " << posted.error().message << "\n";
       return 1;
@@ -704,10 +708,7 @@ int RunDemo(const DemoOptions& o) {
     const double calls0 = m0 ? MetricSum(m0->body, "syncwell_provider_calls_total") : 0;
     const double cpu0 = ProcessCpuSeconds(server_proc.pid());
     const auto t = std::chrono::steady_clock::now();
-    auto posted = ParallelFor(o.users, 8, [&](int i) -> Status {
-      Http api(api_url);
-      return post_jobs(api, users[static_cast<size_t>(i)]);
-    });
+    auto posted = post_all();
     std::set<std::pair<size_t, size_t>> open2;
     for (size_t i = 0; i < users.size(); ++i)
       for (size_t j = first[i]; j < users[i].jobs.size(); ++j) open2.insert({i, j});

@@ -431,14 +431,13 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
     for (const auto& id : write_ids) {
       auto it = p.pending.find(id);
       if (it == p.pending.end()) continue;
-      for (const auto& row : it->second) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            row.updated_at + settings_.write_settle - now);
-        if (left.count() > 0) {
-          wait = std::max(wait, left);
-          ++unsettled;
-          break;
-        }
+      TimePoint newest{};
+      for (const auto& row : it->second) newest = std::max(newest, row.updated_at);
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          newest + settings_.write_settle - now);
+      if (left.count() > 0) {
+        wait = std::max(wait, left);
+        ++unsettled;
       }
     }
     if (unsettled > 0) {
