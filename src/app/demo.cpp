@@ -249,6 +249,27 @@ class ProviderView {
   providers::ProviderRegistry registry_;
 };
 
+using TimeKey = std::pair<int64_t, int64_t>;  // (start, end) in whole seconds
+
+TimeKey KeyOf(const providers::RecordMeta& m) { return {m.start_ms / 1000, m.end_ms / 1000}; }
+
+// When each of a user's records became visible at a provider (its upload time), as the
+// simulator knows it. Connectors cannot always tell: Garmin summaries and Strava activities
+// carry no modification time, so their connectors report the record's end instead.
+Result<std::map<TimeKey, int64_t>> UploadTimes(Http& sim, const std::string& sim_user,
+                                               const std::string& provider,
+                                               const std::string& type) {
+  auto got = sim.Json("GET", "/_sim/users/" + sim_user + "/" + provider + "/records?type=" + type);
+  if (!got) return got.error();
+  std::map<TimeKey, int64_t> out;
+  for (const auto& r : got->at("records").as_array()) {
+    const auto m = MetaFromSim(r.as_object());
+    int64_t& t = out[KeyOf(m)];
+    t = std::max(t, m.modified_ms);
+  }
+  return out;
+}
+
 // What the conflict rules say config c of this user must have written, against what the
 // destination received from us. Expectations come from the providers' data as the connectors
 // show it; writes from the simulator's record of them (with how often each was written).
@@ -279,14 +300,23 @@ Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u
     auto written =
         sim.Json("GET", "/_sim/users/" + u.sim_user + "/" + cfg.destination + "/written");
     if (!written) return written.error();
+    // Upload times decide what was settled at t0 (a connector's modified_ms may be the end).
+    auto src_uploads = UploadTimes(sim, u.sim_user, cfg.source, cfg.type);
+    if (!src_uploads) return src_uploads.error();
+    auto dst_uploads = UploadTimes(sim, u.sim_user, cfg.destination, cfg.type);
+    if (!dst_uploads) return dst_uploads.error();
+    auto uploaded = [](const std::map<TimeKey, int64_t>& times, const providers::RecordMeta& m) {
+      auto it = times.find(KeyOf(m));
+      return it == times.end() ? m.modified_ms : std::max(m.modified_ms, it->second);
+    };
     std::vector<providers::RecordMeta> source, dest, dest_early;
-    std::multiset<std::pair<int64_t, int64_t>> unsure;  // source keys not judged
+    std::multiset<TimeKey> unsure;  // source keys not judged
     for (auto& m : *src) {
       if (providers::IsOurOrigin(m.origin)) continue;
-      if (appended(m) || (m.modified_ms < t0_ms && m.start_ms >= oldest))
+      if (appended(m) || (uploaded(*src_uploads, m) < t0_ms && m.start_ms >= oldest))
         source.push_back(std::move(m));
       else
-        unsure.insert({m.start_ms / 1000, m.end_ms / 1000});
+        unsure.insert(KeyOf(m));
     }
     sync::ConflictSettings cs;
     sync::ParseStrategy(u.strategies[c], &cs.strategy);
@@ -296,32 +326,32 @@ Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u
       if (!dst) return dst.error();
       for (auto& m : *dst) {
         if (providers::IsOurOrigin(m.origin)) continue;
-        if (m.modified_ms < t0_ms) dest_early.push_back(m);
+        if (uploaded(*dst_uploads, m) < t0_ms) dest_early.push_back(m);
         dest.push_back(std::move(m));
       }
     }
     std::map<std::string, const providers::RecordMeta*> by_id;
     for (const auto& m : source) by_id[m.id] = &m;
-    std::multiset<std::pair<int64_t, int64_t>> expected;
+    std::multiset<TimeKey> expected;
     const auto late = sync::Resolve(source, dest, cs);
     const auto early = sync::Resolve(source, dest_early, cs);
     for (size_t i = 0; i < late.size(); ++i) {
       const auto* m = by_id[late[i].source_id];
-      const std::pair<int64_t, int64_t> key{m->start_ms / 1000, m->end_ms / 1000};
+      const TimeKey key = KeyOf(*m);
       if (late[i].action != early[i].action) {
         unsure.insert(key);
         continue;
       }
       if (late[i].action == sync::Decision::Action::kWrite) expected.insert(key);
     }
-    std::multiset<std::pair<int64_t, int64_t>> got;
+    std::multiset<TimeKey> got;
     for (const auto& r : written->at("records").as_array()) {
       const auto& o = r.as_object();
       auto m = MetaFromSim(o);
       if (providers::DataTypeName(m.type) != cfg.type || !providers::IsOurOrigin(m.origin))
         continue;
       v.duplicates += std::max<int64_t>(0, o.at("write_count").to_number<int64_t>() - 1);
-      const std::pair<int64_t, int64_t> key{m.start_ms / 1000, m.end_ms / 1000};
+      const TimeKey key = KeyOf(m);
       if (auto it = unsure.find(key); it != unsure.end()) {
         unsure.erase(it);
         continue;
@@ -334,7 +364,7 @@ Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u
     for (const auto& k : got) {
       if (got.count(k) > 1 && expected.count(k) < got.count(k)) ++v.duplicates;
     }
-    std::vector<std::pair<int64_t, int64_t>> diff;
+    std::vector<TimeKey> diff;
     std::set_difference(expected.begin(), expected.end(), got.begin(), got.end(),
                         std::back_inserter(diff));
     v.missing += static_cast<int64_t>(diff.size());
