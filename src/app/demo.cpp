@@ -536,11 +536,15 @@ int RunDemo(const DemoOptions& o) {
     return {};
   };
   // Every user's jobs, 8 clients at a time (--bench rounds).
+  double post_seconds = 0;  // how long the last post_all took
   auto post_all = [&] {
-    return ParallelFor(o.users, 8, [&](int i) -> Status {
+    const auto t = std::chrono::steady_clock::now();
+    Status st = ParallelFor(o.users, 8, [&](int i) -> Status {
       Http api(api_url);
       return post_jobs(api, users[static_cast<size_t>(i)]);
     });
+    post_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    return st;
   };
   auto seeded = ParallelFor(o.users, 8, [&](int i) -> Status {
     Http s(sim_url), api(api_url);
@@ -709,11 +713,11 @@ int RunDemo(const DemoOptions& o) {
     std::printf(
         "bench: %d jobs in %.2f s = %.1f jobs/s end to end (202 -> finished); %.0f records "
         "written (%.1f/s); %.0f provider calls; server CPU %.2f s = %.2f ms/job; server RSS "
-        "%lld KiB (peak %lld KiB); latency %s, %d workers\n",
+        "%lld KiB (peak %lld KiB); latency %s, %d workers; posting took %.2f s\n",
         total, jobs_span, total / jobs_span, written, written / jobs_span, calls,
         cpu_after - cpu_before, 1000 * (cpu_after - cpu_before) / total,
         static_cast<long long>(rss.first), static_cast<long long>(rss.second), o.latency.c_str(),
-        o.workers);
+        o.workers, post_seconds);
   }
   // --bench, second round: the same jobs again. Every cursor is set now and the simulator has
   // no new data, so these are incremental syncs — the steady state of the S7 schedule (PRO users
@@ -759,12 +763,13 @@ int RunDemo(const DemoOptions& o) {
     std::printf(
         "bench incremental: %d jobs in %.2f s = %.1f jobs/s end to end (202 -> finished); %.0f "
         "records written; %.0f provider calls (%.1f/job); server CPU %.2f s = %.2f ms/job; "
-        "failed %d, lost %d, simulator duplicates %lld: %s; latency %s\n",
+        "failed %d, lost %d, simulator duplicates %lld: %s; latency %s; posting took %.2f s\n",
         total2, span, total2 / span, written1 - written0, calls1 - calls0,
         total2 > 0 ? (calls1 - calls0) / total2 : 0.0, cpu1 - cpu0,
         total2 > 0 ? 1000 * (cpu1 - cpu0) / total2 : 0.0, failed2, lost2,
         static_cast<long long>(dups2), incremental_ok ? "HOLD" : "VIOLATED",
-        o.incremental_latency.empty() ? o.latency.c_str() : o.incremental_latency.c_str());
+        o.incremental_latency.empty() ? o.latency.c_str() : o.incremental_latency.c_str(),
+        post_seconds);
   }
   const auto& u0 = users.front();
   std::printf(
