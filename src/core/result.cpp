@@ -20,6 +20,8 @@ const char* ErrcName(Errc c) {
       return "retryable";
     case Errc::kRateLimited:
       return "rate_limited";
+    case Errc::kNotYet:
+      return "not_yet";
     case Errc::kAuthRevoked:
       return "auth_revoked";
     case Errc::kPermanent:

@@ -19,6 +19,7 @@ enum class Errc {
   kForbidden,
   kRetryable,    // transient: retry with backoff
   kRateLimited,  // retry after Error::retry_after
+  kNotYet,       // not settled yet (nothing wrong): try again after Error::retry_after
   kAuthRevoked,  // provider grant revoked: needs re-consent, never retry
   kPermanent,    // will never succeed: dead-letter
   kUnavailable,  // a dependency is down

@@ -442,10 +442,10 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
     }
     if (unsettled > 0) {
       metrics_.WritesUnsettled(unsettled);
-      Error e = MakeError(Errc::kRateLimited,
-                          std::to_string(unsettled) +
-                              " record(s) of an interrupted push may still land at the "
-                              "destination; retrying once they have settled");
+      Error e =
+          MakeError(Errc::kNotYet, std::to_string(unsettled) +
+                                       " record(s) of an interrupted push may still land at the "
+                                       "destination; retrying once they have settled");
       e.retry_after = wait;
       return e;
     }

@@ -25,7 +25,7 @@
 // the first source call), deadline, cancellation, 401 -> refresh -> one retry, metrics.
 //
 // Errors returned follow worker/job_handler.hpp: kRetryable, kRateLimited (+retry_after; the
-// pool defers), kAuthRevoked (connection needs_reauth; job FAILED at once), kPermanent (DLQ).
+// pool defers), kNotYet (+retry_after: write_settle; the pool defers), kAuthRevoked (connection needs_reauth; job FAILED at once), kPermanent (DLQ).
 //
 // Health data lives only in this object's stack frames during a call: the store receives ids,
 // times and fingerprints; logs, errors and the job summary carry counts and ids only.
@@ -75,7 +75,7 @@ struct SyncEngineSettings {
   // A record with a write intent (pending ledger row) younger than this, which the destination
   // read did not show, is not pushed again yet: the earlier push may still land (a request that
   // timed out at the client can be applied by the provider later). The job is deferred for the
-  // rest of this time (Errc::kRateLimited, not a failed attempt); then the destination read finds
+  // rest of this time (Errc::kNotYet, not a failed attempt); then the destination read finds
   // the late record or the push is repeated safely. >= the per-request HTTP timeout (10 s) plus
   // the time a provider may take to apply a request it received: measured with an overloaded
   // simulator (1,024 concurrent jobs on 2 cores), 20 s still let 1 of ~430 retried pushes land

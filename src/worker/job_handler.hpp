@@ -6,6 +6,8 @@
 //   kRetryable   -> retried with exponential backoff (full jitter); dead-lettered after the
 //                   queue's maxReceiveCount (5) deliveries, then the job is FAILED.
 //   kRateLimited -> deferred by max(backoff, Error::retry_after); not a failed delivery.
+//   kNotYet      -> deferred by Error::retry_after (something must settle first, e.g. a push
+//                   that timed out and may still land); not a failed delivery, no backoff.
 //   kAuthRevoked -> the job is FAILED at once and its message deleted (no retries).
 //   kPermanent   -> dead-lettered (see worker_pool.hpp for how) and the job is FAILED.
 //   anything else is treated as kRetryable.

@@ -33,6 +33,7 @@ constexpr const char* kOutcomes[] = {"succeeded",
                                      "deferred_safe_mode",
                                      "deferred_limiter_error",
                                      "deferred_provider_rate_limited",
+                                     "deferred_not_settled",
                                      "released",
                                      "already_done",
                                      "dropped",
@@ -607,6 +608,11 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
             "provider rate limited: " + e.message, "deferred_provider_rate_limited");
       return;
     }
+    case Errc::kNotYet:  // e.g. an interrupted push that may still land: wait, do not retry yet
+      SetStatus(job_id, store::JobStatus::kQueued, "");
+      Defer(m, std::max(e.retry_after, milliseconds{1}), "not settled: " + e.message,
+            "deferred_not_settled");
+      return;
     case Errc::kAuthRevoked:
       FailJobNow(m, job_id, "authorization revoked: " + e.message, "auth_failed");
       return;

@@ -36,6 +36,8 @@
 //        kRateLimited -> RecordRetryAfter (source provider; skipped when the handler reports
 //                        429s itself, JobHandler::ReportsProviderRateLimits), QUEUED,
 //                        Defer(max(backoff, retry_after)).
+//        kNotYet      -> QUEUED, Defer(retry_after): nothing failed, something must settle first
+//                        (outcome deferred_not_settled; the sync engine's write_settle).
 //        kAuthRevoked -> FAILED at once, Delete (no retries).
 //        kPermanent   -> FAILED, then DeadLetter: the message goes to the DLQ at once, whatever
 //                        its receive count (SPEC S4: mapping error, 404 of a removed API,

@@ -360,7 +360,7 @@ TEST_P(SyncEngineTest, PushFailingInTheMiddleThenRetryWritesEveryRecordExactlyOn
   // job is deferred, not failed, and writes nothing.
   auto early = Sync("fitbit", "garmin");
   ASSERT_FALSE(early.ok());
-  EXPECT_EQ(early.error().code, Errc::kRateLimited);
+  EXPECT_EQ(early.error().code, Errc::kNotYet);
   EXPECT_GT(early.error().retry_after.count(), 0);
   EXPECT_EQ(garmin_->Count(PU("garmin"), DataType::kWorkout), 2u);
   EXPECT_EQ(metrics_.GetCounter("syncwell_sync_writes_unsettled_total", "").Value(), 2u);

@@ -316,6 +316,32 @@ TEST_F(WorkerPoolTest, ProviderRateLimitDefersHonouringRetryAfter) {
   EXPECT_EQ(StatusOf(id, "gus"), store::JobStatus::kSucceeded);
 }
 
+TEST_F(WorkerPoolTest, NotYetDefersByItsRetryAfterWithoutCountingAnAttempt) {
+  // The sync engine's write_settle wait: not a rate limit (nothing recorded at the limiter),
+  // not a failure (the receive count stays), and its own outcome label.
+  auto id = AddJob("ivy");
+  handler_.fn = [&](const store::Job&, JobContext&) -> Result<void> {
+    if (handler_.calls == 1) {
+      Error e = MakeError(Errc::kNotYet, "a push may still land");
+      e.retry_after = milliseconds{40'000};
+      return e;
+    }
+    return {};
+  };
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(limiter_.recorded_retry_after, milliseconds{0});
+  EXPECT_EQ(store_.Messages()[0].receive_count, 0) << "a deferral is not a failed delivery";
+  EXPECT_EQ(StatusOf(id, "ivy"), store::JobStatus::kQueued);
+  EXPECT_EQ(Outcome("deferred_not_settled"), 1);
+  EXPECT_EQ(Outcome("deferred_provider_rate_limited"), 0);
+  clock_.Advance(seconds{39});
+  EXPECT_FALSE(ReceiveAndProcess(*pool));
+  clock_.Advance(seconds{2});
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  EXPECT_EQ(StatusOf(id, "ivy"), store::JobStatus::kSucceeded);
+}
+
 TEST_F(WorkerPoolTest, SafeModeDefersWhenTheLimiterIsUnavailable) {
   auto id = AddJob("hal");
   limiter_.available = false;
