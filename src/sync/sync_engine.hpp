@@ -25,7 +25,8 @@
 // the first source call), deadline, cancellation, 401 -> refresh -> one retry, metrics.
 //
 // Errors returned follow worker/job_handler.hpp: kRetryable, kRateLimited (+retry_after; the
-// pool defers), kNotYet (+retry_after: write_settle; the pool defers), kAuthRevoked (connection needs_reauth; job FAILED at once), kPermanent (DLQ).
+// pool defers), kNotYet (+retry_after: write_settle; the pool defers), kAuthRevoked (connection
+// needs_reauth; job FAILED at once), kPermanent (DLQ).
 //
 // Health data lives only in this object's stack frames during a call: the store receives ids,
 // times and fingerprints; logs, errors and the job summary carry counts and ids only.
