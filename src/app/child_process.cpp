@@ -5,17 +5,29 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
 extern char** environ;
 
 namespace syncwell::app {
+
+bool ExitWithParent() {
+  const char* parent = std::getenv(kParentPidEnv);
+  if (parent == nullptr) return true;
+  const std::string expected(parent);
+  unsetenv(kParentPidEnv);  // not inherited by anything this process starts
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The parent may have died before the line above: then we were re-parented already.
+  return std::to_string(getppid()) == expected;
+}
 
 Status ChildProcess::Start(const std::vector<std::string>& argv, const std::string& log_path) {
   if (argv.empty()) return MakeError(Errc::kInvalidArgument, "empty command");
@@ -36,7 +48,18 @@ Status ChildProcess::Start(const std::vector<std::string>& argv, const std::stri
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int rc = posix_spawn(&pid_, argv[0].c_str(), &actions, &attr, args.data(), environ);
+  // The child ends with this process (main() arms PR_SET_PDEATHSIG when it sees this variable),
+  // also when this process is killed without a chance to stop it.
+  std::string parent = std::string(kParentPidEnv) + "=" + std::to_string(getpid());
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, kParentPidEnv, std::strlen(kParentPidEnv)) != 0 ||
+        (*e)[std::strlen(kParentPidEnv)] != '=')
+      env.push_back(*e);
+  }
+  env.push_back(parent.data());
+  env.push_back(nullptr);
+  const int rc = posix_spawn(&pid_, argv[0].c_str(), &actions, &attr, args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {

@@ -2,7 +2,8 @@
 // A child `syncwell` process (the demo and the local cluster start the server and the simulator as
 // real processes, so they talk real HTTP exactly like a deployment). stdout+stderr go to a log
 // file; Stop() sends SIGTERM and waits (then SIGKILL after the grace period). Only the PID we
-// started is ever signalled.
+// started is ever signalled. A child also ends when its parent dies without stopping it (killed,
+// crashed): Start() passes SYNCWELL_PARENT_PID and the child's main() calls ExitWithParent().
 #include <sys/types.h>
 
 #include <chrono>
@@ -12,6 +13,12 @@
 #include "core/result.hpp"
 
 namespace syncwell::app {
+
+inline constexpr const char* kParentPidEnv = "SYNCWELL_PARENT_PID";
+
+// In main(): when started by a ChildProcess, receive SIGTERM (a graceful stop) when the parent
+// dies (PR_SET_PDEATHSIG). Returns false when the parent is already gone.
+bool ExitWithParent();
 
 class ChildProcess {
  public:

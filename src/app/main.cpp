@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "app/child_process.hpp"
 #include "app/commands.hpp"
 #include "config/settings.hpp"
 #include "loadgen/loadgen.hpp"
@@ -73,6 +74,8 @@ int main(int argc, char** argv) {
   // glibc returns freed memory of thread arenas with madvise(), whose TLB shootdowns cost more than
   // the memory is worth on a server that reuses it at once (measured: ~7% of the writer thread).
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  // Started by `syncwell demo`: end with it, also when it is killed without stopping us.
+  if (!syncwell::app::ExitWithParent()) return 1;
   CLI::App app{"SyncWell Engine: keeps health and fitness data in sync across providers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "syncwell 0.1.0");
