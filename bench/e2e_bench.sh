@@ -29,7 +29,8 @@ WORKERS_FAST=${WORKERS_FAST:-64}
 WORKERS_SLOW=${WORKERS_SLOW:-1024}
 LATENCIES=${LATENCIES:-"0ms-0ms 50ms-300ms"}
 WORK=$(mktemp -d /tmp/syncwell-e2e-bench-XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+KEEP=0  # a run whose invariants did not hold keeps its data directory and logs for diagnosis
+trap '[[ $KEEP == 1 ]] && echo "kept $WORK (a run did not hold)" >&2 || rm -rf "$WORK"' EXIT
 echo "machine: $(nproc) cores, $(uname -r); $(date -u +%FT%TZ); users $USERS" >&2
 for lat in $LATENCIES; do
   workers=$WORKERS_SLOW
@@ -38,12 +39,14 @@ for lat in $LATENCIES; do
   out="$WORK/run-$lat.txt"
   "$BIN" demo --bench --users "$USERS" --latency "$lat" --workers "$workers" "${backlog[@]}" \
     --data-dir "$WORK/demo-$lat" --timeout 1800 >"$out" 2>&1 || true
-  grep -E "^bench( incremental)?:|^invariants|^records|^duplicates|^manual jobs" "$out"
+  grep -E "^bench( incremental)?:|^invariants|^records|^already|^duplicates|^manual jobs|^  (mismatch|failed):" "$out"
+  if grep -q "VIOLATED" "$out"; then KEEP=1; fi
 done
 if [[ -n "${INCREMENTAL_LATENCY:-}" ]]; then
   out="$WORK/run-incremental.txt"
   "$BIN" demo --bench --users "$USERS" --latency 0ms-0ms --incremental-latency "$INCREMENTAL_LATENCY" \
     --workers "$WORKERS_SLOW" --target-backlog "${TARGET_BACKLOG_SLOW:-1}" \
     --data-dir "$WORK/demo-incremental" --timeout 1800 >"$out" 2>&1 || true
-  grep -E "^bench( incremental)?:|^invariants|^records|^duplicates|^manual jobs" "$out"
+  grep -E "^bench( incremental)?:|^invariants|^records|^already|^duplicates|^manual jobs|^  (mismatch|failed):" "$out"
+  if grep -q "VIOLATED" "$out"; then KEEP=1; fi
 fi

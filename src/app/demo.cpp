@@ -640,6 +640,7 @@ int RunDemo(const DemoOptions& o) {
 
   // Progress until every job in `open` finished and the queue is empty; returns the FAILED
   // count and sets `done_at` when the last job finished. Polls every `poll`.
+  std::vector<std::string> failed_details;  // the first FAILED jobs and their errors
   const auto wait_jobs = [&](std::set<std::pair<size_t, size_t>>& open, int total,
                              std::chrono::steady_clock::time_point deadline,
                              std::chrono::milliseconds poll,
@@ -653,7 +654,15 @@ int RunDemo(const DemoOptions& o) {
         if (r) {
           const auto status = json::value_to<std::string>(r->at("status"));
           if (status == "SUCCEEDED" || status == "FAILED") {
-            if (status == "FAILED") ++failed;
+            if (status == "FAILED") {
+              ++failed;
+              if (failed_details.size() < 5) {
+                const auto* err = r->as_object().if_contains("error");
+                failed_details.push_back(
+                    u.user + " job " + u.jobs[it->second] + ": " +
+                    (err && err->is_string() ? std::string(err->get_string()) : "(no error)"));
+              }
+            }
             it = open.erase(it);
             continue;
           }
@@ -758,6 +767,7 @@ int RunDemo(const DemoOptions& o) {
     std::printf("verification failed: %s\n", verified.error().message.c_str());
   }
   for (const auto& d : total_v.details) std::printf("  mismatch: %s\n", d.c_str());
+  for (const auto& d : failed_details) std::printf("  failed: %s\n", d.c_str());
   std::printf("invariants:         %s\n", ok ? "HOLD" : "VIOLATED");
   if (o.bench) {
     auto m = server.Call("GET", "/metrics");
