@@ -132,7 +132,10 @@ class Provider {
   // sorted by start_ms. Records with monostate data.
   virtual Result<std::vector<RecordMeta>> FetchMetadata(const CallContext& ctx, DataType type,
                                                         TimeRange range) = 0;
-  // Full records for these ids (order not significant). A missing id -> kPermanent.
+  // Full records for these ids (order not significant). An id the provider no longer has (the
+  // user deleted the record between the metadata and this call, or it left the provider's
+  // history) is left out of the result; the engine skips it ("gone_at_source"). Any other
+  // failure fails the call.
   virtual Result<std::vector<Record>> FetchPayloads(const CallContext& ctx, DataType type,
                                                     const std::vector<std::string>& ids) = 0;
   // Writes records (meta.origin set by the engine); one result per record, in order. The call

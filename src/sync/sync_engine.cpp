@@ -464,7 +464,10 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
   for (const auto& id : write_ids) {
     auto it = by_id.find(id);
     if (it == by_id.end()) {
-      return MakeError(Errc::kRetryable, "source record " + id + " is missing from the payloads");
+      // Listed by the metadata call, gone by this one (deleted at the source, or out of its
+      // history): nothing to write. Failing the job instead would hold back its other records.
+      run.Skip(metrics_, id, "gone_at_source");
+      continue;
     }
     Record r = std::move(it->second);
     if (r.meta.type != run.type) {

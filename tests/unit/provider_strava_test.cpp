@@ -584,7 +584,7 @@ TEST_F(StravaConnector, RevokeDeauthorizes) {
   EXPECT_EQ(FormField(http_.calls[0].body, "access_token"), "tok-123");
 }
 
-TEST_F(StravaConnector, FetchPayloadsGetsEachActivityAndMissingIsPermanent) {
+TEST_F(StravaConnector, FetchPayloadsGetsEachActivityAndLeavesOutDeletedOnes) {
   http_.Expect("GET", "/strava/api/v3/activities/12345678987654321", 200,
                Fixture("activity_detail.json"));
   http_.Expect("GET", "/api/v3/activities/42", 404, Fixture("error_not_found.json"));
@@ -593,9 +593,14 @@ TEST_F(StravaConnector, FetchPayloadsGetsEachActivityAndMissingIsPermanent) {
   ASSERT_TRUE(one.ok()) << one.error().message;
   ASSERT_EQ(one->size(), 1u);
   EXPECT_DOUBLE_EQ(std::get<WorkoutData>((*one)[0].data).energy_kcal, 870.2);
+  // 404: deleted at Strava since the list; left out (the engine skips it), not an error.
   auto missing = p->FetchPayloads(Ctx(), DataType::kWorkout, {"42"});
-  ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.error().code, Errc::kPermanent);
+  ASSERT_TRUE(missing.ok()) << missing.error().message;
+  EXPECT_TRUE(missing->empty());
+  http_.Expect("GET", "/api/v3/activities/43", 500, "{}");
+  auto failed = p->FetchPayloads(Ctx(), DataType::kWorkout, {"43"});
+  ASSERT_FALSE(failed.ok());  // any other failure still fails the call
+  EXPECT_EQ(failed.error().code, Errc::kRetryable);
 }
 
 TEST_F(StravaConnector, PushReportsEachRecordAndStopsAfterRateLimit) {

@@ -564,12 +564,13 @@ TEST_F(WithingsConnector, FetchPayloadsListsTheWindowAroundTheIds) {
   EXPECT_EQ(Field(http_.calls[0].body, "lastupdate"), "<absent>");
 }
 
-TEST_F(WithingsConnector, FetchPayloadsUsesDatesForSleepAndReportsMissingIds) {
+TEST_F(WithingsConnector, FetchPayloadsUsesDatesForSleepAndLeavesOutMissingIds) {
   http_.Expect("/v2/sleep", 200, Fixture("sleep_getsummary.json"));
   auto out = Make()->FetchPayloads(Ctx(), DataType::kSleepSession,
                                    {"987654321@1589932800", "555@1589932800"});
-  ASSERT_FALSE(out.ok());
-  EXPECT_EQ(out.error().code, Errc::kPermanent);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  ASSERT_EQ(out->size(), 1u);  // 555 is not in Withings' answer: gone, left out
+  EXPECT_EQ((*out)[0].meta.id, "987654321@1589932800");
   EXPECT_EQ(Field(http_.calls[0].body, "startdateymd"), "2020-05-19");
   EXPECT_EQ(Field(http_.calls[0].body, "enddateymd"), "2020-05-22");
   auto malformed = Make()->FetchPayloads(Ctx(), DataType::kSleepSession, {"no-at-sign"});

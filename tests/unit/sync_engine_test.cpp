@@ -678,6 +678,23 @@ TEST_P(SyncEngineTest, HydrationFailureWritesNothing) {
   EXPECT_TRUE(Ledger({"f1"}).empty());
 }
 
+TEST_P(SyncEngineTest, RecordGoneBeforeHydrationIsSkippedAndTheOthersWritten) {
+  // Deleted at the source between the metadata call and the payload call: the job must not
+  // fail (which would hold back its other records), and nothing is written for it.
+  fitbit_->Put(PU("fitbit"), Workout("f1", kDay));
+  fitbit_->Put(PU("fitbit"), Workout("f2", 2 * kDay));
+  fitbit_->before_call = [&](std::string_view op) {
+    if (op == "fetch_payloads") fitbit_->Remove(PU("fitbit"), DataType::kWorkout, "f1");
+  };
+  auto out = Sync("fitbit", "garmin");
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(out->written, 1);
+  EXPECT_EQ(out->skipped.at("gone_at_source"), 1);
+  EXPECT_EQ(garmin_->Count(PU("garmin"), DataType::kWorkout), 1u);
+  EXPECT_TRUE(Ledger({"f1"}).empty());
+  EXPECT_EQ(Ledger({"f2"}).size(), 1u);
+}
+
 TEST_P(SyncEngineTest, EmptySourceOnlyMovesTheCursor) {
   const int64_t before = Writes();
   auto out = Sync("fitbit", "garmin");

@@ -136,8 +136,10 @@ class FitbitProvider final : public Provider {
     out.reserve(ids.size());
     const std::string seg(fitbit::DataTypeSegment(type));
     for (const auto& id : ids) {
-      auto r = Get(ctx, DataPointsUrl(seg) + "/" + net::UrlEncode(id), seg + " get");
+      auto r = Get(ctx, DataPointsUrl(seg) + "/" + net::UrlEncode(id), seg + " get",
+                   /*not_found_ok=*/true);
       if (!r) return r.error();
+      if (r->status == 404) continue;  // deleted at Fitbit since the list
       auto obj = ParseObject(*r, seg);
       if (!obj) return obj.error();
       auto rec = fitbit::DecodeDataPoint(type, *obj);
@@ -291,11 +293,13 @@ class FitbitProvider final : public Provider {
     return MakeError(Errc::kPermanent, msg);
   }
 
-  Result<net::HttpResult> Get(const CallContext& ctx, std::string url, std::string_view what) {
+  Result<net::HttpResult> Get(const CallContext& ctx, std::string url, std::string_view what,
+                              bool not_found_ok = false) {
     net::HttpCall call;
     call.url = std::move(url);
     auto r = Send(&ctx, std::move(call));
     if (!r) return r;
+    if (not_found_ok && r->status == 404) return r;
     if (r->status != 200) return StatusError(*r, what);
     return r;
   }

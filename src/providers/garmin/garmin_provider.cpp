@@ -155,9 +155,7 @@ class GarminProvider final : public Provider {
     out.reserve(ids.size());
     for (const auto& id : ids) {
       auto it = found.find(id);
-      if (it == found.end())
-        return MakeError(Errc::kPermanent, "garmin: record not found in the pull window");
-      out.push_back(it->second);
+      if (it != found.end()) out.push_back(it->second);  // else: no longer at Garmin
     }
     return out;
   }

@@ -104,9 +104,10 @@ class StravaProvider final : public Provider {
     out.reserve(ids.size());
     for (const auto& id : ids) {
       if (id.empty()) return MakeError(Errc::kPermanent, "strava: empty activity id");
-      auto r =
-          Call(&ctx, "GET", api_ + "/activities/" + net::UrlEncode(id), "", "GET activities/{id}");
+      auto r = Call(&ctx, "GET", api_ + "/activities/" + net::UrlEncode(id), "",
+                    "GET activities/{id}", false, /*not_found_ok=*/true);
       if (!r.ok()) return r.error();
+      if (r->status == 404) continue;  // deleted at Strava since the activity list
       auto rec = strava::ParseActivityDetail(r->body);
       if (!rec.ok()) return rec.error();
       out.push_back(std::move(*rec));
@@ -189,8 +190,8 @@ class StravaProvider final : public Provider {
 
   // One HTTP exchange: deadline, bearer token, rate-limit observations, status mapping.
   Result<net::HttpResult> Call(const CallContext* ctx, std::string method, std::string url,
-                               std::string body, std::string_view what,
-                               bool token_endpoint = false) {
+                               std::string body, std::string_view what, bool token_endpoint = false,
+                               bool not_found_ok = false) {
     net::HttpCall call;
     call.method = std::move(method);
     call.url = std::move(url);
@@ -223,7 +224,7 @@ class StravaProvider final : public Provider {
     if (ctx && ctx->on_rate_limit) {
       for (const auto& obs : strava::ParseRateLimits(*r, now)) ctx->on_rate_limit(obs);
     }
-    if (r->status >= 200 && r->status < 300) return r;
+    if ((r->status >= 200 && r->status < 300) || (not_found_ok && r->status == 404)) return r;
     return strava::MapHttpError(*r, what, token_endpoint, now);
   }
 

@@ -177,8 +177,7 @@ class WithingsProvider final : public Provider {
     out.reserve(ids.size());
     for (const auto& id : ids) {
       auto it = by_id.find(id);
-      if (it == by_id.end()) return MakeError(Errc::kPermanent, "withings: record not found");
-      out.push_back(*it->second);
+      if (it != by_id.end()) out.push_back(*it->second);  // else: no longer at Withings
     }
     return out;
   }
