@@ -155,7 +155,10 @@ class FleetScheduleTest(unittest.TestCase):
         from cluster import Cluster  # needs PostgreSQL + Redis binaries
         cluster = Cluster(apis=1, workers=1, schedulers=2, server_extra=[
             "--set", "worker.handler=noop", "--set", "api.user_rate_per_second=0",
-            "--set", "scheduler.tick=200ms", "--set", "scheduler.pro_interval=2s"])
+            # 4 s between a user's slots: the check below needs most users to have had at most
+            # the 4 slots the store remembers by the time both schedulers are stopped, also on a
+            # loaded machine under ASan (2 s let 5+ slots pass there: flaky).
+            "--set", "scheduler.tick=200ms", "--set", "scheduler.pro_interval=4s"])
         self.addCleanup(cluster.cleanup)
         cluster.start()
         api = cluster.apis[0]
