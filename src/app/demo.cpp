@@ -304,8 +304,6 @@ Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u
     // Upload times decide what was settled at t0 (a connector's modified_ms may be the end).
     auto src_uploads = UploadTimes(sim, u.sim_user, cfg.source, cfg.type);
     if (!src_uploads) return src_uploads.error();
-    auto dst_uploads = UploadTimes(sim, u.sim_user, cfg.destination, cfg.type);
-    if (!dst_uploads) return dst_uploads.error();
     auto uploaded = [](const std::map<TimeKey, int64_t>& times, const providers::RecordMeta& m) {
       auto it = times.find(KeyOf(m));
       return it == times.end() ? m.modified_ms : std::max(m.modified_ms, it->second);
@@ -347,6 +345,9 @@ Result<Verification> VerifyUser(Http& sim, ProviderView& view, const UserPlan& u
           identical_at_dest.insert(KeyOf(*by_id[d.source_id]));
       }
     } else {
+      // The destination's upload times matter only here (source_wins never reads it).
+      auto dst_uploads = UploadTimes(sim, u.sim_user, cfg.destination, cfg.type);
+      if (!dst_uploads) return dst_uploads.error();
       for (auto& m : native) {
         if (uploaded(*dst_uploads, m) < t0_ms) dest_early.push_back(m);
         dest.push_back(std::move(m));
