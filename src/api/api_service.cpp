@@ -361,16 +361,15 @@ HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(C
     return r;
   };
   const TimePoint now = clock_.Now();
-  auto existing = store_.GetIdempotency(ctx.caller.user, *key);
-  if (!existing) return Problem(503, code::kUnavailable, "store unavailable");
-  if (existing->has_value() && (*existing)->created_at + settings_.idempotency_retention > now) {
-    return replay(**existing);
+  // The stored record and the deletion state in one read (one round trip on PostgreSQL).
+  auto guard = store_.GetWriteGuard(ctx.caller.user, *key);
+  if (!guard) return Problem(503, code::kUnavailable, "store unavailable");
+  if (const auto& existing = guard->idempotency;
+      existing && existing->created_at + settings_.idempotency_retention > now) {
+    return replay(*existing);
   }
-  if (ctx.match.route_id != kDeleteMe) {
-    auto del = store_.GetUserDeletion(ctx.caller.user);
-    if (del && del->state == store::DeletionState::kPending) {
-      return Problem(409, code::kUserDeletionPending, "this account is being deleted");
-    }
+  if (ctx.match.route_id != kDeleteMe && guard->deletion.state == store::DeletionState::kPending) {
+    return Problem(409, code::kUserDeletionPending, "this account is being deleted");
   }
   ctx.has_idem = true;
   ctx.idem.user = ctx.caller.user;

@@ -95,18 +95,21 @@ std::optional<HttpResponse> CheckPair(store::Store& st, ApiService::Ctx& ctx,
                                       std::string* dst_provider) {
   if (src_id == dst_id)
     return ValidationProblem("destinationConnectionId", "must differ from sourceConnectionId");
-  auto src = st.GetConnection(ctx.caller.user, ConnectionId(src_id));
-  if (!src) {
-    if (src.error().code == Errc::kNotFound)
-      return Problem(404, code::kNotFound, "sourceConnectionId: no such connection");
-    return StoreFailure(ctx, src.error());
-  }
-  auto dst = st.GetConnection(ctx.caller.user, ConnectionId(dst_id));
-  if (!dst) {
-    if (dst.error().code == Errc::kNotFound)
-      return Problem(404, code::kNotFound, "destinationConnectionId: no such connection");
-    return StoreFailure(ctx, dst.error());
-  }
+  // Both in one read (one round trip on PostgreSQL); another user's connection is absent.
+  auto conns = st.GetConnections(ctx.caller.user, {ConnectionId(src_id), ConnectionId(dst_id)});
+  if (!conns) return StoreFailure(ctx, conns.error());
+  const auto find = [&](const std::string& id) -> const store::Connection* {
+    for (const auto& c : *conns) {
+      if (c.id.str() == id) return &c;
+    }
+    return nullptr;
+  };
+  const store::Connection* src = find(src_id);
+  if (src == nullptr)
+    return Problem(404, code::kNotFound, "sourceConnectionId: no such connection");
+  const store::Connection* dst = find(dst_id);
+  if (dst == nullptr)
+    return Problem(404, code::kNotFound, "destinationConnectionId: no such connection");
   if (!providers::CanRead(src->provider, data_type)) {
     return Problem(422, code::kCapabilityMismatch, src->provider + " cannot provide " + data_type);
   }

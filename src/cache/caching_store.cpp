@@ -394,6 +394,12 @@ Result<store::Connection> CachingStore::GetConnection(const UserId& user, const 
   return Read<store::Connection>(user, "conn:" + id.str(), true,
                                  [&] { return inner_.GetConnection(user, id); });
 }
+Result<std::vector<store::Connection>> CachingStore::GetConnections(
+    const UserId& user, const std::vector<ConnectionId>& ids) {
+  // Cached connections: one cache read each (the port's default); else the store's one read.
+  if (settings_.cache_connections) return Store::GetConnections(user, ids);
+  return inner_.GetConnections(user, ids);
+}
 Result<std::vector<store::Connection>> CachingStore::ListConnections(const UserId& user) {
   if (!settings_.cache_connections) return inner_.ListConnections(user);
   return Read<std::vector<store::Connection>>(user, "conns", false,
@@ -484,6 +490,10 @@ Status CachingStore::RequestUserDeletion(const UserId& user, const store::Idempo
 }
 Result<store::UserDeletion> CachingStore::GetUserDeletion(const UserId& user) {
   return inner_.GetUserDeletion(user);
+}
+Result<store::Store::WriteGuard> CachingStore::GetWriteGuard(const UserId& user,
+                                                             const std::string& key) {
+  return inner_.GetWriteGuard(user, key);
 }
 Result<std::vector<UserId>> CachingStore::PendingDeletions(size_t limit) {
   return inner_.PendingDeletions(limit);

@@ -97,6 +97,8 @@ class CachingStore final : public store::Store {
   Status ReplaceConnectionGrant(const store::Connection& c,
                                 const store::IdempotencyRecord* idem) override;
   Result<store::Connection> GetConnection(const UserId& user, const ConnectionId& id) override;
+  Result<std::vector<store::Connection>> GetConnections(
+      const UserId& user, const std::vector<ConnectionId>& ids) override;
   Result<std::vector<store::Connection>> ListConnections(const UserId& user) override;
   Result<std::vector<store::Connection>> FindConnectionsByProviderUser(
       const std::string& provider, const std::string& provider_user_id) override;
@@ -137,6 +139,7 @@ class CachingStore final : public store::Store {
   Result<int64_t> PurgeIdempotencyBefore(TimePoint cutoff) override;
   Status RequestUserDeletion(const UserId& user, const store::IdempotencyRecord* idem) override;
   Result<store::UserDeletion> GetUserDeletion(const UserId& user) override;
+  Result<WriteGuard> GetWriteGuard(const UserId& user, const std::string& key) override;
   Result<std::vector<UserId>> PendingDeletions(size_t limit) override;
   Status PurgeUser(const UserId& user) override;
   Status AddControlEvent(const std::string& kind, const std::string& value) override;

@@ -47,6 +47,11 @@ class Store {
   // grant instead of overwriting it. Absent -> kNotFound.
   virtual Status ReplaceConnectionGrant(const Connection& c, const IdempotencyRecord* idem) = 0;
   virtual Result<Connection> GetConnection(const UserId& user, const ConnectionId& id) = 0;
+  // Those of `ids` that are connections of `user`, in one read (absent ones are left out; order
+  // unspecified). The default calls GetConnection per id; a networked store answers in one round
+  // trip (the API checks a job's source and destination together).
+  virtual Result<std::vector<Connection>> GetConnections(const UserId& user,
+                                                         const std::vector<ConnectionId>& ids);
   virtual Result<std::vector<Connection>> ListConnections(const UserId& user) = 0;
   // Webhook mapping (SPEC S7): every connection (any user, any status) of `provider` whose
   // provider_user_id matches. NOT scoped by user: call it only after the notification's
@@ -121,6 +126,14 @@ class Store {
   // the deletion completed.
   virtual Status RequestUserDeletion(const UserId& user, const IdempotencyRecord* idem) = 0;
   virtual Result<UserDeletion> GetUserDeletion(const UserId& user) = 0;
+  // What an idempotent write checks before it runs, in one read: the live idempotency record of
+  // (user, key), if any (as GetIdempotency), and the user's deletion state (as GetUserDeletion).
+  // The default makes the two calls; a networked store answers in one round trip.
+  struct WriteGuard {
+    std::optional<IdempotencyRecord> idempotency;
+    UserDeletion deletion;
+  };
+  virtual Result<WriteGuard> GetWriteGuard(const UserId& user, const std::string& key);
   virtual Result<std::vector<UserId>> PendingDeletions(size_t limit) = 0;
   virtual Status PurgeUser(const UserId& user) = 0;
 

@@ -6,6 +6,7 @@
 //   queue::JobQueue& queue();              // the queue in the same database as store()
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -419,6 +420,59 @@ TYPED_TEST_P(StoreConformance, DeletionStatesPendingThenCompleted) {
   pending = s.PendingDeletions(10);
   ASSERT_EQ(pending->size(), 1u);
   EXPECT_EQ((*pending)[0].str(), "bob");
+}
+
+// The combined reads agree with the single ones: GetConnections leaves out absent and other
+// users' connections; GetWriteGuard is GetIdempotency (retention included) + GetUserDeletion.
+TYPED_TEST_P(StoreConformance, CombinedReadsMatchTheSingleReads) {
+  auto& s = this->store();
+  ASSERT_TRUE(s.CreateConnection(this->Conn("alice", "conn_a")).ok());
+  ASSERT_TRUE(s.CreateConnection(this->Conn("alice", "conn_b", "strava")).ok());
+  ASSERT_TRUE(s.CreateConnection(this->Conn("bob", "conn_c")).ok());
+  auto got = s.GetConnections(UserId("alice"), {ConnectionId("conn_b"), ConnectionId("conn_c"),
+                                                ConnectionId("conn_a"), ConnectionId("nope")});
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_EQ(got->size(), 2u);
+  std::vector<std::string> ids{(*got)[0].id.str(), (*got)[1].id.str()};
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"conn_a", "conn_b"}));
+  for (const auto& c : *got) {
+    auto one = s.GetConnection(UserId("alice"), c.id);
+    ASSERT_TRUE(one.ok());
+    EXPECT_EQ(c.provider, one->provider);
+    EXPECT_EQ(c.access_token_sealed, one->access_token_sealed);
+    EXPECT_EQ(c.status, one->status);
+  }
+  EXPECT_TRUE(s.GetConnections(UserId("bob"), {ConnectionId("conn_a")})->empty());
+  EXPECT_TRUE(s.GetConnections(UserId("alice"), {})->empty());
+
+  const UserId u("alice");
+  auto none = s.GetWriteGuard(u, "k-guard");
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_FALSE(none->idempotency.has_value());
+  EXPECT_EQ(none->deletion.state, store::DeletionState::kNone);
+
+  ASSERT_TRUE(s.EnsureUser(u, store::Tier::kFree).ok());
+  auto idem = this->Idem("alice", "k-guard", R"({"ok":true})");
+  ASSERT_TRUE(s.UpdateUserSettings(u, "{}", &idem).ok());
+  ASSERT_TRUE(s.RequestUserDeletion(u, nullptr).ok());
+  auto both = s.GetWriteGuard(u, "k-guard");
+  ASSERT_TRUE(both.ok()) << both.error().message;
+  ASSERT_TRUE(both->idempotency.has_value());
+  const auto single = s.GetIdempotency(u, "k-guard");
+  ASSERT_TRUE(single.ok() && single->has_value());
+  EXPECT_EQ(both->idempotency->request_hash, (*single)->request_hash);
+  EXPECT_EQ(both->idempotency->status_code, (*single)->status_code);
+  EXPECT_EQ(both->idempotency->response_body, R"({"ok":true})");
+  EXPECT_EQ(both->idempotency->created_at, (*single)->created_at);
+  EXPECT_EQ(both->deletion.state, store::DeletionState::kPending);
+  EXPECT_EQ(both->deletion.requested_at, s.GetUserDeletion(u)->requested_at);
+  EXPECT_FALSE(s.GetWriteGuard(UserId("bob"), "k-guard")->idempotency.has_value());
+
+  this->clock_.Advance(std::chrono::hours{25});  // past the retention: the record is ignored
+  EXPECT_FALSE(s.GetWriteGuard(u, "k-guard")->idempotency.has_value());
+  ASSERT_TRUE(s.PurgeUser(u).ok());
+  EXPECT_EQ(s.GetWriteGuard(u, "k-guard")->deletion.state, store::DeletionState::kCompleted);
 }
 
 TYPED_TEST_P(StoreConformance, ControlEventsInInsertionOrder) {
@@ -988,11 +1042,11 @@ REGISTER_TYPED_TEST_SUITE_P(
     DeleteConnectionRemovesConfigsUsingIt, CreateJobThenGetJobAndUpdateStatus,
     CreateJobDedupWritesJobButNotMessage, QueueDedupInsideAndOutsideTheWindow,
     DelayedMessagesAreNotVisibleUntilDue, PurgeUserRemovesEverythingOfThatUserOnly,
-    DeletionStatesPendingThenCompleted, ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge,
-    ConnectionTokensCompareAndSet, CreateConnectionWithIdempotencyAndReplaceGrant,
-    FindConnectionsByProviderUserAcrossUsers, SetConnectionStatus, CursorCompareAndSet,
-    LedgerPendingThenDone, CommitSyncWritesJobStatusInTheSameTransaction,
-    DeleteConnectionAndPurgeUserRemoveSyncState,
+    DeletionStatesPendingThenCompleted, CombinedReadsMatchTheSingleReads,
+    ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge, ConnectionTokensCompareAndSet,
+    CreateConnectionWithIdempotencyAndReplaceGrant, FindConnectionsByProviderUserAcrossUsers,
+    SetConnectionStatus, CursorCompareAndSet, LedgerPendingThenDone,
+    CommitSyncWritesJobStatusInTheSameTransaction, DeleteConnectionAndPurgeUserRemoveSyncState,
     CreateJobWithAnExistingIdIsAlreadyExistsAndSendsNothing,
     ScheduleNewUsersAreUnplacedOnTheirShard, AdvanceScheduleIsCompareAndSetAndDueByTime,
     ListDueUsersOrdersByNextSyncAndHonoursTheLimit,

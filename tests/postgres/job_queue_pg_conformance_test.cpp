@@ -366,34 +366,40 @@ TEST_F(PostgresJobQueueTest, HousekeepDeletesExpiredDedupRowsOnly) {
   EXPECT_FALSE(q.Send(Msg("A", "old0"))->deduplicated);
 }
 
-// PostgresStore::CreateJob sends inside its own transaction: the message commits or rolls back
-// with it.
+// PostgresStore::CreateJob sends in its own pipelined transaction (PgPool::ExecTx): the message
+// commits or rolls back with the statements around it, whichever of them fails.
 TEST_F(PostgresJobQueueTest, SendInTxCommitsAndRollsBackWithTheCaller) {
   store::PostgresJobQueue q(schema_.pool(), {}, clock_);
-  Status rolled_back = schema_.pool().WithTx([&](store::pg::PgConn& c) -> Status {
-    auto r = store::PgQueueSendInTx(c, Msg("A", "ghost"), clock_.Now(), std::chrono::seconds{300});
-    if (!r.ok()) return r.error();
-    return MakeError(Errc::kConflict, "the caller's own failure");
-  });
-  EXPECT_EQ(rolled_back.error().code, Errc::kConflict);
+  const auto send = [&](const std::string& group, const std::string& body) {
+    return store::PgQueueSendStatement(Msg(group, body), clock_.Now(), std::chrono::seconds{300});
+  };
+  const store::pg::PgStatement fail{"SELECT 1 / $1::int", {store::pg::PgParam(0)}};
+  auto after = schema_.pool().ExecTx({send("A", "ghost"), fail});  // fails after the send
+  ASSERT_FALSE(after.ok());
+  EXPECT_NE(after.error().message.find("division by zero"), std::string::npos)
+      << after.error().message;
+  auto before = schema_.pool().ExecTx({fail, send("A", "ghost2")});  // the send is skipped
+  ASSERT_FALSE(before.ok());
   EXPECT_TRUE(q.Receive(Batch(10))->empty());
   EXPECT_FALSE(q.Send(Msg("A", "ghost"))->deduplicated);  // no dedup record either
+  EXPECT_FALSE(q.Send(Msg("A", "ghost2"))->deduplicated);
   auto first = q.Receive(Batch(10));
   ASSERT_EQ(first->size(), 1u);
   ASSERT_TRUE(q.Delete((*first)[0].receipt).ok());
+  auto second = q.Receive(Batch(10));
+  ASSERT_EQ(second->size(), 1u);
+  ASSERT_TRUE(q.Delete((*second)[0].receipt).ok());
 
-  std::string id;
-  Status committed = schema_.pool().WithTx([&](store::pg::PgConn& c) -> Status {
-    auto r = store::PgQueueSendInTx(c, Msg("B", "real"), clock_.Now(), std::chrono::seconds{300});
-    if (!r.ok()) return r.error();
-    id = r->message_id;
-    return {};
-  });
+  auto committed = schema_.pool().ExecTx({send("B", "real")});
   ASSERT_TRUE(committed.ok()) << committed.error().message;
+  auto sent = store::PgQueueSendOutcome(committed->back());
+  ASSERT_TRUE(sent.ok());
   auto got = q.Receive(Batch(10));
   ASSERT_EQ(got->size(), 1u);
-  EXPECT_EQ((*got)[0].message_id, id);
+  EXPECT_EQ((*got)[0].message_id, sent->message_id);
   EXPECT_EQ((*got)[0].body, "real");
+  // The same connection pool still runs ordinary statements (pipeline mode was left).
+  EXPECT_EQ(CountRows(schema_.pool(), "SELECT count(*) FROM queue_messages"), 1);
 }
 
 // A user purge (PostgresStore::PurgeUser) removes the group's messages -- held, waiting and

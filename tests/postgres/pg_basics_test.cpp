@@ -51,6 +51,66 @@ TEST(PgPool, UniqueViolationIsAlreadyExists) {
   EXPECT_TRUE(db.pool().Exec("SELECT 1"));
 }
 
+// Statements are prepared per connection on first use (PgConn's statement cache). When the
+// server loses them (DEALLOCATE ALL, as a pooler's reset does) or a schema change alters a cached
+// statement's result type, the next call still succeeds: outside a transaction it is repeated,
+// inside one WithTx runs the transaction again.
+TEST(PgPool, StatementCacheSurvivesLostAndChangedStatements) {
+  PgTestSchema db(1);  // one connection: every call below uses the same cache
+  ASSERT_TRUE(db.pool().Exec("CREATE TABLE t (id int PRIMARY KEY, v text)"));
+  ASSERT_TRUE(db.pool().Exec("INSERT INTO t VALUES (1, 'a')"));
+  const char* select = "SELECT * FROM t WHERE id = $1";
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(db.pool().Exec(select, {PgParam(1)}));
+  auto prepared = db.pool().Exec("SELECT count(*) FROM pg_prepared_statements");
+  ASSERT_TRUE(prepared);
+  EXPECT_GE(prepared->Int(0, 0), 2);  // select and this count itself
+
+  ASSERT_TRUE(db.pool().Exec("DEALLOCATE ALL"));
+  auto again = db.pool().Exec(select, {PgParam(1)});
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->Str(0, 1), "a");
+
+  ASSERT_TRUE(db.pool().Exec("ALTER TABLE t ADD COLUMN w int NOT NULL DEFAULT 7"));
+  auto wider = db.pool().Exec(select, {PgParam(1)});
+  ASSERT_TRUE(wider) << wider.error().message;
+  EXPECT_EQ(wider->Int(0, 2), 7);
+
+  ASSERT_TRUE(db.pool().Exec("DEALLOCATE ALL"));
+  int attempts = 0;
+  Status st = db.pool().WithTx([&](PgConn& c) -> Status {
+    ++attempts;
+    auto r = c.Exec(select, {PgParam(1)});
+    if (!r) return r.error();
+    if (auto u = c.Exec("UPDATE t SET v = 'b' WHERE id = $1", {PgParam(1)}); !u) return u.error();
+    return {};
+  });
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(attempts, 2);  // the first attempt found the statement gone
+  EXPECT_EQ(db.pool().Exec("SELECT v FROM t")->Str(0, 0), "b");
+}
+
+// ExecTx: one round trip, one implicit transaction; the first failure (here a unique violation
+// in the middle) is returned and nothing commits; the connection is usable afterwards.
+TEST(PgPool, PipelinedTransactionCommitsAllOrNothing) {
+  PgTestSchema db(1);
+  ASSERT_TRUE(db.pool().Exec("CREATE TABLE t (id int PRIMARY KEY)"));
+  auto ok = db.pool().ExecTx({{"INSERT INTO t VALUES ($1)", {PgParam(1)}},
+                              {"INSERT INTO t VALUES ($1) RETURNING id * 10", {PgParam(2)}}});
+  ASSERT_TRUE(ok) << ok.error().message;
+  ASSERT_EQ(ok->size(), 2u);
+  EXPECT_EQ((*ok)[1].Int(0, 0), 20);
+
+  auto dup = db.pool().ExecTx({{"INSERT INTO t VALUES ($1)", {PgParam(3)}},
+                               {"INSERT INTO t VALUES ($1)", {PgParam(1)}},
+                               {"INSERT INTO t VALUES ($1)", {PgParam(4)}}});
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.error().code, Errc::kAlreadyExists);
+  auto n = db.pool().Exec("SELECT count(*), max(id) FROM t");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->Int(0, 0), 2);  // 3 and 4 rolled back with the failure
+  EXPECT_EQ(n->Int(0, 1), 2);
+}
+
 TEST(PgPool, SerializationFailuresAreRetried) {
   PgTestSchema db(4);
   ASSERT_TRUE(db.pool().Exec("CREATE TABLE c (id int PRIMARY KEY, v int NOT NULL)"));

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
 #include <utility>
@@ -76,19 +77,123 @@ PgConn::~PgConn() {
 
 bool PgConn::broken() const { return broken_ || PQstatus(c_) != CONNECTION_OK; }
 
-Result<PgResult> PgConn::Exec(std::string_view sql, const std::vector<PgParam>& params) {
+namespace {
+
+std::vector<const char*> Values(const std::vector<PgParam>& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
-  std::string text(sql);
-  PGresult* r = PQexecParams(c_, text.c_str(), static_cast<int>(params.size()), nullptr,
-                             values.data(), nullptr, nullptr, 0);
-  PgResult res(r);
-  ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return res;
+  return values;
+}
+
+bool Succeeded(const PGresult* r) {
+  const ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+}  // namespace
+
+Result<const std::string*> PgConn::PreparedName(const std::string& sql, int n_params) {
+  if (auto it = prepared_.find(sql); it != prepared_.end()) return &it->second;
+  if (prepared_.size() >= kMaxPreparedStatements) return static_cast<const std::string*>(nullptr);
+  std::string name = "sw_s" + std::to_string(++next_statement_);
+  PgResult prep(PQprepare(c_, name.c_str(), sql.c_str(), n_params, nullptr));
+  if (!Succeeded(prep.raw())) {
+    bool stale = false;
+    return Failed(prep.raw(), &stale);
+  }
+  return &prepared_.emplace(sql, std::move(name)).first->second;
+}
+
+Error PgConn::Failed(const PGresult* r, bool* stale) {
   Error e = PgError(c_, r, "postgres");
   if (e.code == Errc::kUnavailable) broken_ = true;
+  const char* s = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string_view state = s != nullptr ? s : "";
+  // 26000: the prepared statement is gone (DEALLOCATE ALL, a pooler's reset); 0A000 "cached plan
+  // must not change result type": a schema change altered what a prepared statement returns.
+  if (state == "26000" ||
+      (state == "0A000" && e.message.find("cached plan") != std::string::npos)) {
+    *stale = true;
+    prepared_.clear();
+    if (PQpipelineStatus(c_) == PQ_PIPELINE_OFF && PQtransactionStatus(c_) == PQTRANS_IDLE) {
+      PQclear(PQexec(c_, "DEALLOCATE ALL"));  // the others are re-prepared under new names
+    }
+    e.code = Errc::kRetryable;
+  }
   return e;
+}
+
+Result<PgResult> PgConn::Exec(std::string_view sql, const std::vector<PgParam>& params) {
+  const std::vector<const char*> values = Values(params);
+  const std::string text(sql);
+  const int n = static_cast<int>(params.size());
+  for (int attempt = 0;; ++attempt) {
+    auto name = PreparedName(text, n);
+    if (!name) return name.error();
+    PgResult res(
+        *name != nullptr
+            ? PQexecPrepared(c_, (*name)->c_str(), n, values.data(), nullptr, nullptr, 0)
+            : PQexecParams(c_, text.c_str(), n, nullptr, values.data(), nullptr, nullptr, 0));
+    if (Succeeded(res.raw())) return res;
+    bool stale = false;
+    Error e = Failed(res.raw(), &stale);
+    // Outside a transaction nothing was changed: run it once more, freshly prepared.
+    if (stale && attempt == 0 && PQtransactionStatus(c_) == PQTRANS_IDLE) continue;
+    return e;
+  }
+}
+
+Result<std::vector<PgResult>> PgConn::ExecTx(const std::vector<PgStatement>& statements) {
+  std::vector<const std::string*> names;
+  names.reserve(statements.size());
+  for (const auto& st : statements) {  // prepared first, each once per connection
+    auto name = PreparedName(st.sql, static_cast<int>(st.params.size()));
+    if (!name) return name.error();
+    names.push_back(*name);
+  }
+  auto lost = [this]() -> Error {
+    broken_ = true;  // the pool discards it: no need to leave pipeline mode
+    return PgError(c_, nullptr, "postgres pipeline");
+  };
+  if (PQenterPipelineMode(c_) != 1) return lost();
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const std::vector<const char*> values = Values(statements[i].params);
+    const int n = static_cast<int>(values.size());
+    const int sent =
+        names[i] != nullptr
+            ? PQsendQueryPrepared(c_, names[i]->c_str(), n, values.data(), nullptr, nullptr, 0)
+            : PQsendQueryParams(c_, statements[i].sql.c_str(), n, nullptr, values.data(), nullptr,
+                                nullptr, 0);
+    if (sent != 1) return lost();
+  }
+  if (PQpipelineSync(c_) != 1) return lost();
+  // Each statement's result is followed by a NULL; a statement after a failed one reports
+  // PGRES_PIPELINE_ABORTED; the sync point comes last.
+  std::vector<PgResult> out;
+  out.reserve(statements.size());
+  std::optional<Error> failed;
+  bool stale = false;
+  for (size_t i = 0; i < statements.size(); ++i) {
+    PgResult res(PQgetResult(c_));
+    if (res.raw() == nullptr) return lost();
+    if (Succeeded(res.raw())) {
+      out.push_back(res);
+    } else if (PQresultStatus(res.raw()) != PGRES_PIPELINE_ABORTED && !failed) {
+      failed = Failed(res.raw(), &stale);
+    }
+    while (PGresult* extra = PQgetResult(c_)) PQclear(extra);  // up to the NULL
+  }
+  PgResult sync(PQgetResult(c_));
+  if (sync.raw() == nullptr || PQresultStatus(sync.raw()) != PGRES_PIPELINE_SYNC) return lost();
+  if (PQexitPipelineMode(c_) != 1) return lost();
+  if (failed) {
+    if (stale && PQtransactionStatus(c_) == PQTRANS_IDLE) {
+      PQclear(PQexec(c_, "DEALLOCATE ALL"));  // the cache was dropped inside the pipeline
+    }
+    return *failed;
+  }
+  return out;
 }
 
 Status PgConn::ExecScript(std::string_view sql) {
@@ -193,12 +298,25 @@ void PgPool::Release(std::unique_ptr<PgConn> conn) {
   cv_.notify_one();
 }
 
-Status PgPool::WithTx(const std::function<Status(PgConn&)>& fn) {
+Status PgPool::WithRetries(const std::function<Status(PgConn&)>& attempt) {
   Error last = MakeError(Errc::kInternal, "postgres: no attempt");
-  for (int attempt = 0; attempt < std::max(1, settings_.tx_retries); ++attempt) {
+  for (int n = 0; n < std::max(1, settings_.tx_retries); ++n) {
     auto lease = Acquire();
     if (!lease) return lease.error();
-    PgConn& c = **lease;
+    Status st = attempt(**lease);
+    if (st) return {};
+    last = st.error();
+    if (last.code != Errc::kRetryable) return last;
+    // Conflicting transactions retry at different moments (full jitter, 1 ms .. 64 ms).
+    const int64_t cap_us = int64_t{1000} << std::min(n, 6);
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % static_cast<uint64_t>(cap_us)));
+  }
+  return last;
+}
+
+Status PgPool::WithTx(const std::function<Status(PgConn&)>& fn) {
+  return WithRetries([&](PgConn& c) -> Status {
     if (auto st = c.ExecScript("BEGIN"); !st) return st.error();
     Status st = fn(c);
     if (st) {
@@ -207,14 +325,20 @@ Status PgPool::WithTx(const std::function<Status(PgConn&)>& fn) {
     } else if (!c.broken()) {
       (void)c.ExecScript("ROLLBACK");
     }
-    last = st.error();
-    if (last.code != Errc::kRetryable) return last;
-    // Conflicting transactions retry at different moments (full jitter, 1 ms .. 64 ms).
-    const int64_t cap_us = int64_t{1000} << std::min(attempt, 6);
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % static_cast<uint64_t>(cap_us)));
-  }
-  return last;
+    return st;
+  });
+}
+
+Result<std::vector<PgResult>> PgPool::ExecTx(const std::vector<PgStatement>& statements) {
+  std::vector<PgResult> out;
+  Status st = WithRetries([&](PgConn& c) -> Status {
+    auto r = c.ExecTx(statements);
+    if (!r) return r.error();
+    out = std::move(*r);
+    return {};
+  });
+  if (!st) return st.error();
+  return out;
 }
 
 Result<PgResult> PgPool::Exec(std::string_view sql, const std::vector<PgParam>& params) {

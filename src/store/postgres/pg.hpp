@@ -36,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.hpp"
@@ -86,9 +87,16 @@ class PgResult {
   int64_t Int(int row, int col) const;  // 0 for NULL
   bool Bool(int row, int col) const { return Text(row, col) == "t"; }
   int Column(const char* name) const { return PQfnumber(r_.get(), name); }
+  const PGresult* raw() const { return r_.get(); }
 
  private:
   std::shared_ptr<PGresult> r_;
+};
+
+// One statement of a pipelined transaction (PgConn::ExecTx).
+struct PgStatement {
+  std::string sql;
+  std::vector<PgParam> params;
 };
 
 class PgConn {
@@ -99,7 +107,23 @@ class PgConn {
   PgConn& operator=(const PgConn&) = delete;
 
   // Runs one statement with text parameters ($1..$n). Errors are mapped (see above).
+  //
+  // Statement cache: the first time a statement text runs on this connection it is prepared
+  // (PQprepare: parsed and analysed once), and every later call executes the prepared
+  // statement, so PostgreSQL does not parse the same text again for every request (perf showed
+  // the parser among the server's top functions under intake load). At most
+  // kMaxPreparedStatements texts per connection are kept; others run unnamed. When the server
+  // has lost a statement (DEALLOCATE ALL, a pooler's reset) or a schema change altered its result
+  // type, the cache is dropped and the call is repeated once outside a transaction; inside one the
+  // error becomes kRetryable, so PgPool::WithTx runs the transaction again with fresh statements.
   Result<PgResult> Exec(std::string_view sql, const std::vector<PgParam>& params = {});
+
+  // Runs `statements` as one implicit transaction in one round trip (libpq pipeline mode):
+  // either all of them commit, at the end, or -- at the first error, which is returned --
+  // none does. For write paths whose steps do not depend on each other's results in the client
+  // (a step that must fail the whole transaction raises an error in SQL). Must be called
+  // outside a transaction.
+  Result<std::vector<PgResult>> ExecTx(const std::vector<PgStatement>& statements);
   // Runs several ';'-separated statements without parameters (migrations, SET ...).
   Status ExecScript(std::string_view sql);
 
@@ -113,9 +137,20 @@ class PgConn {
   // connection -> kUnavailable.
   Result<std::vector<std::string>> DrainNotifications();
 
+  static constexpr size_t kMaxPreparedStatements = 256;
+
  private:
+  // The prepared statement's name for `sql` (preparing it now if needed); empty when it should
+  // run unnamed (the cache is full). An error when preparing failed.
+  Result<const std::string*> PreparedName(const std::string& sql, int n_params);
+  // Maps a failed result; drops the statement cache when the server lost or invalidated one of
+  // its statements (sets *stale).
+  Error Failed(const PGresult* r, bool* stale);
+
   PGconn* c_;
   bool broken_ = false;
+  std::unordered_map<std::string, std::string> prepared_;  // statement text -> name
+  uint64_t next_statement_ = 0;
 };
 
 // Maps a failed result / connection state to an Error. `what` names the operation.
@@ -169,6 +204,8 @@ class PgPool {
   }
   // One statement outside an explicit transaction (autocommit).
   Result<PgResult> Exec(std::string_view sql, const std::vector<PgParam>& params = {});
+  // PgConn::ExecTx on a leased connection, retried like WithTx on kRetryable.
+  Result<std::vector<PgResult>> ExecTx(const std::vector<PgStatement>& statements);
 
   // Opens a dedicated (non-pooled) connection with the same settings, e.g. for LISTEN.
   Result<std::unique_ptr<PgConn>> OpenDedicated();
@@ -180,6 +217,9 @@ class PgPool {
   friend class PgLease;
   void Release(std::unique_ptr<PgConn> conn);
   Result<std::unique_ptr<PgConn>> Connect();
+  // Runs `attempt` on leased connections until it succeeds or fails with something other than
+  // kRetryable (at most tx_retries times, with jittered backoff between attempts).
+  Status WithRetries(const std::function<Status(PgConn&)>& attempt);
 
   const PgPoolSettings settings_;
   mutable std::mutex mu_;

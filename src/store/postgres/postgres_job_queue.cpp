@@ -111,89 +111,6 @@ Result<pg::PgResult> ExecRetry(pg::PgPool& pool, std::string_view sql,
   return r;
 }
 
-// Which pooled connections have which of our statements prepared, process-wide (several queue
-// objects may share a pool): keyed by the connection and its server process id, so a new
-// connection at a recycled address is not taken for the old one.
-class PreparedStatements {
- public:
-  bool Has(PGconn* c, const char* name) {
-    std::lock_guard lock(mu_);
-    return done_.count(Key(c, name)) != 0;
-  }
-  void Add(PGconn* c, const char* name) {
-    std::lock_guard lock(mu_);
-    if (done_.size() > 100000) done_.clear();  // dead connections' entries; re-prepared lazily
-    done_.insert(Key(c, name));
-  }
-
- private:
-  static std::tuple<const void*, int, std::string> Key(PGconn* c, const char* name) {
-    return {c, PQbackendPID(c), name};
-  }
-  std::mutex mu_;
-  std::set<std::tuple<const void*, int, std::string>> done_;
-};
-
-PreparedStatements& Prepared() {
-  static PreparedStatements* p = new PreparedStatements();  // never destroyed: used by any thread
-  return *p;
-}
-
-// The same, as a named prepared statement (parsed and planned once per connection), prepared on
-// first use on each pooled connection. If the server lost it anyway (DISCARD ALL, a pooler),
-// "does not exist" (26000) prepares it again. Autocommit calls only (an error inside a
-// transaction would abort it).
-Result<pg::PgResult> ExecPrepared(pg::PgPool& pool, const char* name, const char* sql,
-                                  const std::vector<pg::PgParam>& params) {
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
-  const int n = static_cast<int>(params.size());
-  auto prepare = [&](PGconn* c) -> Status {
-    std::unique_ptr<PGresult, decltype(&PQclear)> prep(PQprepare(c, name, sql, n, nullptr),
-                                                       &PQclear);
-    const char* state =
-        prep ? PQresultErrorField(prep.get(), PG_DIAG_SQLSTATE) : nullptr;  // 42P05: exists
-    if ((prep && PQresultStatus(prep.get()) == PGRES_COMMAND_OK) ||
-        (state != nullptr && std::string_view(state) == "42P05")) {
-      Prepared().Add(c, name);
-      return {};
-    }
-    return pg::PgError(c, prep.get(), "postgres prepare");
-  };
-  Error last = MakeError(Errc::kInternal, "postgres: no attempt");
-  for (int attempt = 0; attempt < kRetries; ++attempt) {
-    auto lease = pool.Acquire();
-    if (!lease) return lease.error();
-    PGconn* c = (*lease)->raw();
-    if (!Prepared().Has(c, name)) {
-      if (Status st = prepare(c); !st.ok()) {
-        last = st.error();
-        if (last.code != Errc::kRetryable) return last;
-        continue;
-      }
-    }
-    for (int again = 0; again < 2; ++again) {
-      PGresult* r = PQexecPrepared(c, name, n, values.data(), nullptr, nullptr, 0);
-      const ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return pg::PgResult(r);
-      std::unique_ptr<PGresult, decltype(&PQclear)> failed(r, &PQclear);
-      const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-      last = pg::PgError(c, r, "postgres");
-      if (again == 0 && state != nullptr && std::string_view(state) == "26000") {
-        if (Status ps = prepare(c); !ps.ok()) {
-          last = ps.error();
-          break;
-        }
-        continue;
-      }
-      break;
-    }
-    if (last.code != Errc::kRetryable) return last;
-  }
-  return last;
-}
-
 constexpr const char* kSendSql =
     "SELECT o_id, o_dedup FROM queue_send($1, $2, $3::smallint, $4::bytea, $5::bigint, "
     "$6::bigint, $7::bigint, $8::smallint)";
@@ -218,18 +135,20 @@ queue::DlqEntry ReadDlq(const pg::PgResult& r, int row) {
 
 }  // namespace
 
-Result<queue::SendOutcome> PgQueueSendInTx(pg::PgConn& conn, const queue::OutgoingMessage& m,
-                                           TimePoint now, std::chrono::seconds dedup_window) {
+pg::PgStatement PgQueueSendStatement(const queue::OutgoingMessage& m, TimePoint now,
+                                     std::chrono::seconds dedup_window) {
   const int64_t now_ms = ToUnixMillis(now);
   const int64_t due = now_ms + std::max<int64_t>(0, m.delay.count());
-  auto r = conn.Exec(
+  return pg::PgStatement{
       kSendSql,
       {pg::PgParam(m.group_id), pg::PgParam(m.dedup_id), pg::PgParam(static_cast<int>(m.priority)),
        pg::PgParam(HexBytea(m.body)), pg::PgParam(now_ms), pg::PgParam(due),
-       pg::PgParam(now_ms + dedup_window.count() * 1000), pg::PgParam(PickShard())});
-  if (!r) return r.error();
-  if (r->rows() != 1) return MakeError(Errc::kInternal, "queue_send returned no row");
-  return queue::SendOutcome{r->Str(0, 0), r->Bool(0, 1)};
+       pg::PgParam(now_ms + dedup_window.count() * 1000), pg::PgParam(PickShard())}};
+}
+
+Result<queue::SendOutcome> PgQueueSendOutcome(const pg::PgResult& r) {
+  if (r.rows() != 1) return MakeError(Errc::kInternal, "queue_send returned no row");
+  return queue::SendOutcome{r.Str(0, 0), r.Bool(0, 1)};
 }
 
 Result<int64_t> PgQueuePurgeGroupInTx(pg::PgConn& conn, std::string_view group) {
@@ -247,17 +166,11 @@ PostgresJobQueue::~PostgresJobQueue() { Stop(); }
 void PostgresJobQueue::Wake() { wakeups_.Notify(); }
 
 Result<queue::SendOutcome> PostgresJobQueue::Send(const queue::OutgoingMessage& m) {
-  const int64_t now_ms = ToUnixMillis(clock_.Now());
-  const int64_t due = now_ms + std::max<int64_t>(0, m.delay.count());
-  auto r = ExecPrepared(
-      pool_, "sw_queue_send", kSendSql,
-      {pg::PgParam(m.group_id), pg::PgParam(m.dedup_id), pg::PgParam(static_cast<int>(m.priority)),
-       pg::PgParam(HexBytea(m.body)), pg::PgParam(now_ms), pg::PgParam(due),
-       pg::PgParam(now_ms + settings_.dedup_window.count() * 1000), pg::PgParam(PickShard())});
+  const pg::PgStatement send = PgQueueSendStatement(m, clock_.Now(), settings_.dedup_window);
+  auto r = ExecRetry(pool_, send.sql, send.params);
   if (!r) return r.error();
-  if (r->rows() != 1) return MakeError(Errc::kInternal, "queue_send returned no row");
-  queue::SendOutcome out{r->Str(0, 0), r->Bool(0, 1)};
-  if (!out.deduplicated) Wake();
+  auto out = PgQueueSendOutcome(*r);
+  if (out && !out->deduplicated) Wake();
   return out;
 }
 
@@ -291,8 +204,8 @@ Result<std::vector<queue::ReceivedMessage>> PostgresJobQueue::ReceiveOnce(
   // Usually one pass; heads that need the slow path are handled and the claim repeated for the
   // slots they left (a dead-lettered head frees its group's next message in the same receive).
   for (int pass = 0; pass < 2 * queue::kMaxReceiveBatch && out.size() < want; ++pass) {
-    auto r = ExecPrepared(
-        pool_, "sw_queue_claim",
+    auto r = ExecRetry(
+        pool_,
         "SELECT o_ord, o_slow, o_id, o_group, o_dedup, o_priority, o_body, o_enqueued, "
         "o_receive_count, o_deliveries, o_history FROM queue_claim($1::bigint, $2::bigint, "
         "$3::integer, $4::integer, $5::bigint, $6::bigint, $7::smallint) ORDER BY o_ord",
@@ -412,8 +325,8 @@ Result<int> PostgresJobQueue::ReceiveSlow(const std::vector<std::pair<int64_t, s
 Status PostgresJobQueue::Delete(std::string_view receipt) {
   int64_t id = 0, delivery = 0;
   if (!queue::ParseReceipt(receipt, &id, &delivery)) return Malformed();
-  auto r = ExecPrepared(pool_, "sw_queue_delete", "SELECT queue_delete($1::bigint, $2::bigint)",
-                        {pg::PgParam(id), pg::PgParam(delivery)});
+  auto r = ExecRetry(pool_, "SELECT queue_delete($1::bigint, $2::bigint)",
+                     {pg::PgParam(id), pg::PgParam(delivery)});
   if (!r) return r.error();
   Status st = ReceiptStatus(r->Int(0, 0));
   if (st.ok()) WakeAfterDelete();
@@ -447,11 +360,11 @@ std::vector<Status> PostgresJobQueue::DeleteBatch(const std::vector<std::string>
   deliveries += "}";
   ords += "}";
   // Id order: concurrent batches lock group rows in one order.
-  auto r = ExecPrepared(pool_, "sw_queue_delete_batch",
-                        "SELECT b.ord, queue_delete(b.id, b.d) FROM (SELECT * FROM "
-                        "unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, d, ord) "
-                        "ORDER BY u.id) b",
-                        {pg::PgParam(ids), pg::PgParam(deliveries), pg::PgParam(ords)});
+  auto r = ExecRetry(pool_,
+                     "SELECT b.ord, queue_delete(b.id, b.d) FROM (SELECT * FROM "
+                     "unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, d, ord) "
+                     "ORDER BY u.id) b",
+                     {pg::PgParam(ids), pg::PgParam(deliveries), pg::PgParam(ords)});
   for (size_t i = 0; i < receipts.size(); ++i) {
     if (!r && out[i].ok()) out[i] = r.error();
   }
@@ -473,11 +386,11 @@ Status PostgresJobQueue::ChangeVisibility(std::string_view receipt,
   if (!queue::ParseReceipt(receipt, &id, &delivery)) return Malformed();
   const int64_t now = ToUnixMillis(clock_.Now());
   const bool release = timeout.count() == 0;  // released: the receipt ends here
-  auto r = ExecPrepared(pool_, "sw_queue_change_visibility",
-                        "SELECT queue_change_visibility($1::bigint, $2::bigint, $3::bigint, "
-                        "$4::boolean)",
-                        {pg::PgParam(id), pg::PgParam(delivery), pg::PgParam(now + timeout.count()),
-                         pg::PgParam(release)});
+  auto r = ExecRetry(pool_,
+                     "SELECT queue_change_visibility($1::bigint, $2::bigint, $3::bigint, "
+                     "$4::boolean)",
+                     {pg::PgParam(id), pg::PgParam(delivery), pg::PgParam(now + timeout.count()),
+                      pg::PgParam(release)});
   if (!r) return r.error();
   Status st = ReceiptStatus(r->Int(0, 0));
   if (st.ok() && release) Wake();

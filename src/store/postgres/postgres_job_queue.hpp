@@ -40,13 +40,15 @@
 
 namespace syncwell::store {
 
-// Sends `m` inside the caller's transaction on `conn` (used by PostgresStore::CreateJob so the job
-// row, its message and the idempotency record commit together). Dedup as in SqliteQueueSendInTx:
-// a non-empty dedup id seen less than `dedup_window` ago -> nothing enqueued, deduplicated = true,
-// the original message id returned. Issues the NOTIFY (delivered at commit) when some process
-// waits in a long poll. Uses no prepared statement (safe inside any transaction).
-Result<queue::SendOutcome> PgQueueSendInTx(pg::PgConn& conn, const queue::OutgoingMessage& m,
-                                           TimePoint now, std::chrono::seconds dedup_window);
+// The statement that sends `m` as part of the caller's transaction (PostgresStore::CreateJob
+// runs it in one pipelined transaction with the job row and the idempotency record, so they
+// commit together), and the reading of its result. Dedup as in SqliteQueueSendInTx: a non-empty
+// dedup id seen less than `dedup_window` ago -> nothing enqueued, deduplicated = true, the
+// original message id returned. Issues the NOTIFY (delivered at commit) when some process waits
+// in a long poll.
+pg::PgStatement PgQueueSendStatement(const queue::OutgoingMessage& m, TimePoint now,
+                                     std::chrono::seconds dedup_window);
+Result<queue::SendOutcome> PgQueueSendOutcome(const pg::PgResult& r);
 
 // Removes every message of `group` (a user purge), its dedup records and its group row, inside
 // the caller's transaction; locks the group row first like every queue writer. Returns the

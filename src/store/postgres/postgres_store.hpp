@@ -10,8 +10,8 @@
 //    violation;
 //  * optimistic versions (sync configs, connection tokens, cursors) are conditional UPDATEs
 //    (WHERE version = $n); the row lock + re-check makes exactly one of racing writers win;
-//  * CreateJob writes the job row, its queue message (PgQueueSendInTx) and the idempotency record
-//    in one transaction;
+//  * CreateJob writes the idempotency record, the job row and its queue message
+//    (PgQueueSendStatement) in one pipelined transaction: one round trip (PgConn::ExecTx);
 //  * ledger batches are one statement over unnest()ed arrays, deduplicated and sorted by key so
 //    concurrent batches lock rows in the same order;
 //  * every time is bigint milliseconds from the injected Clock (never now() in SQL).
@@ -55,6 +55,8 @@ class PostgresStore final : public Store {
   Status CreateConnection(const Connection& c, const IdempotencyRecord* idem) override;
   Status ReplaceConnectionGrant(const Connection& c, const IdempotencyRecord* idem) override;
   Result<Connection> GetConnection(const UserId& user, const ConnectionId& id) override;
+  Result<std::vector<Connection>> GetConnections(const UserId& user,
+                                                 const std::vector<ConnectionId>& ids) override;
   Result<std::vector<Connection>> ListConnections(const UserId& user) override;
   Result<std::vector<Connection>> FindConnectionsByProviderUser(
       const std::string& provider, const std::string& provider_user_id) override;
@@ -96,6 +98,7 @@ class PostgresStore final : public Store {
 
   Status RequestUserDeletion(const UserId& user, const IdempotencyRecord* idem) override;
   Result<UserDeletion> GetUserDeletion(const UserId& user) override;
+  Result<WriteGuard> GetWriteGuard(const UserId& user, const std::string& key) override;
   Result<std::vector<UserId>> PendingDeletions(size_t limit) override;
   Status PurgeUser(const UserId& user) override;
 
@@ -118,6 +121,7 @@ class PostgresStore final : public Store {
  private:
   // Runs `change` in one transaction, preceded by the idempotency insert when idem != nullptr.
   Status WriteTx(const IdempotencyRecord* idem, const std::function<Status(pg::PgConn&)>& change);
+  pg::PgStatement IdempotencyClaim(const IdempotencyRecord& idem, TimePoint now) const;
   // One modifying statement: with the idempotency record in one transaction when idem !=
   // nullptr, else alone in autocommit mode (one round trip). `check` maps its result to the
   // call's status (e.g. no row changed -> kNotFound).

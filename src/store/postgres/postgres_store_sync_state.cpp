@@ -17,37 +17,13 @@ using pg::PgParam;
 using pg::PgResult;
 using pg_query::All;
 using pg_query::AnyResult;
+using pg_query::IntArray;
 using pg_query::Ms;
 using pg_query::NotFound;
 using pg_query::One;
+using pg_query::TextArray;
 
 namespace {
-
-// Array literals for $n::text[] / $n::bigint[] parameters (every element quoted, so empty strings
-// and the word NULL stay strings).
-std::string TextArray(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i != 0) out += ',';
-    out += '"';
-    for (char ch : values[i]) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-std::string IntArray(const std::vector<int64_t>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i != 0) out += ',';
-    out += std::to_string(values[i]);
-  }
-  out += '}';
-  return out;
-}
 
 // A statement whose parameters are numbered as they are added ($1, $2, ...), for SQL assembled
 // from optional parts.
