@@ -704,6 +704,7 @@ Result<SyncOutcome> SyncEngine::RunJob(const store::Job& job, worker::JobContext
     }
     return MakeError(Errc::kRetryable, "sync cursor moved concurrently");
   }
+  ctx.status_committed = true;  // SUCCEEDED is durable: the worker need not write it again
   UpdateConfidence(run, p);
   if (run.out.more) EnqueueContinuation(job);
   return run.out;

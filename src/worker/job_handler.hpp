@@ -61,6 +61,10 @@ struct JobContext {
   std::string provider_user;  // the source connection's provider user id (may be empty)
   TimePoint granted_at{};     // when the rate limiter granted this execution its token
   const CancelToken* cancel = nullptr;
+  // Set by a handler whose own final transaction already recorded the job as SUCCEEDED (the
+  // sync engine's CommitSync: ledger, cursor and job status together); the pool then does not
+  // write the status a second time (one durable commit less per job).
+  bool status_committed = false;
 
   bool Cancelled() const { return cancel && cancel->Cancelled(); }
   // Sleeps up to d (real time); false when the job was cancelled.

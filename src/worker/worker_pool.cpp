@@ -591,9 +591,11 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
   } erase_on_exit{this, m.message_id};
 
   if (result) {
-    if (auto st = store_.UpdateJobStatus(job_id, store::JobStatus::kSucceeded, ""); !st) {
-      FailDelivery(m, &*job, "store: " + st.error().message);
-      return;
+    if (!ctx.status_committed) {
+      if (auto st = store_.UpdateJobStatus(job_id, store::JobStatus::kSucceeded, ""); !st) {
+        FailDelivery(m, &*job, "store: " + st.error().message);
+        return;
+      }
     }
     handler_.OnSucceededCommitted(*job, ctx);
     Ack(m.receipt, job_id.str());

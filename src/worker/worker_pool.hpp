@@ -31,7 +31,8 @@
 //      Defer(max(full-jitter backoff, retry_after)): not a failed delivery, status stays QUEUED.
 //      Limiter unavailable -> safe mode: no handler call, Defer with backoff.
 //   4. Status RUNNING, then the handler, then by outcome:
-//        ok           -> SUCCEEDED, OnSucceededCommitted, Delete.
+//        ok           -> SUCCEEDED (unless the handler committed it: ctx.status_committed),
+//                        OnSucceededCommitted, Delete.
 //        kRetryable   -> Fail(backoff): QUEUED again (or FAILED + DLQ at the 5th delivery).
 //        kRateLimited -> RecordRetryAfter (source provider; skipped when the handler reports
 //                        429s itself, JobHandler::ReportsProviderRateLimits), QUEUED,

@@ -144,8 +144,11 @@ class SyncEngineTest : public ::testing::TestWithParam<Backend> {
 
   Result<SyncOutcome> RunJob(const store::Job& j) {
     worker::JobContext ctx;
-    return engine_->Run(j, ctx);
+    auto r = engine_->Run(j, ctx);
+    status_committed_ = ctx.status_committed;
+    return r;
   }
+  bool status_committed_ = false;  // the last RunJob's JobContext::status_committed
   Result<SyncOutcome> Sync(const std::string& src, const std::string& dst,
                            const std::string& user = "alice") {
     return RunJob(MakeJob(src, dst, user));
@@ -235,6 +238,7 @@ TEST_P(SyncEngineTest, FirstSyncWritesAllThenARerunWritesNothing) {
   auto stored = store_->GetJob(UserId("alice"), job.id);
   EXPECT_EQ(stored->status, store::JobStatus::kSucceeded);
   EXPECT_EQ(stored->summary, "written 3, skipped 0");
+  EXPECT_TRUE(status_committed_);  // so the worker does not write SUCCEEDED again
 
   // The records are still inside the next window (modified a minute ago): the ledger says done.
   clock_.Advance(5min);
@@ -344,6 +348,7 @@ TEST_P(SyncEngineTest, PushFailingInTheMiddleThenRetryWritesEveryRecordExactlyOn
   auto first = Sync("fitbit", "garmin");
   ASSERT_FALSE(first.ok());
   EXPECT_EQ(first.error().code, Errc::kRetryable);
+  EXPECT_FALSE(status_committed_);  // the successes were committed, the job's status was not
   EXPECT_EQ(garmin_->Count(PU("garmin"), DataType::kWorkout), 2u);
   // The two successes are done; the two failures are pending; the cursor did not move.
   int done = 0, pending = 0;

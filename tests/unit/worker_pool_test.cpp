@@ -166,6 +166,30 @@ TEST_F(WorkerPoolTest, SuccessPathGoesQueuedRunningSucceededAndDeletesTheMessage
   EXPECT_EQ(Outcome("succeeded"), 1);
 }
 
+// A handler whose own transaction recorded SUCCEEDED (the sync engine's CommitSync) says so; the
+// pool then writes no second status (here the handler writes it with a summary, and the pool's
+// UpdateJobStatus would have cleared nothing but cost a durable commit).
+TEST_F(WorkerPoolTest, StatusCommittedByTheHandlerIsNotWrittenAgain) {
+  auto id = AddJob("alice");
+  handler_.fn = [&](const store::Job& j, JobContext& ctx) -> Result<void> {
+    store::SyncCommit c;
+    c.job = store::SyncCommit::JobUpdate{j.id, store::JobStatus::kSucceeded, "", "moved 3"};
+    if (auto st = store_.CommitSync(c); !st) return st.error();
+    ctx.status_committed = true;
+    clock_.Advance(std::chrono::seconds{5});  // a later write would carry a later updated_at
+    return {};
+  };
+  auto pool = MakePool();
+  ASSERT_TRUE(ReceiveAndProcess(*pool));
+  auto job = store_.GetJob(UserId("alice"), id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->status, store::JobStatus::kSucceeded);
+  EXPECT_EQ(job->summary, "moved 3");
+  EXPECT_EQ(job->updated_at, clock_.Now() - std::chrono::seconds{5});  // no second write
+  EXPECT_TRUE(store_.Messages().empty());
+  EXPECT_EQ(Outcome("succeeded"), 1);
+}
+
 TEST_F(WorkerPoolTest, RetryableFailureIsRetriedWithBackoffThenSucceeds) {
   auto id = AddJob("bob");
   handler_.fn = [&](const store::Job&, JobContext& ctx) -> Result<void> {
