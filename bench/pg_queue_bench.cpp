@@ -1,18 +1,22 @@
 // syncwell_pg_queue_bench: full queue cycle (send + receive in batches of 10 + delete) of
 // PostgresJobQueue next to a raw-SQL baseline (INSERT + SKIP LOCKED claim of 10 + DELETE on a
-// bare table, prepared statements, one autocommit each) in the same run, on the same server and
-// with the same connection pool.
+// bare table, prepared statements, autocommit) in the same run, on the same server and with the
+// same connection pool.
 //
 //   syncwell_pg_queue_bench <postgresql-url> [jobs=20000] [threads=8] [groups=jobs]
+//                           [send_batch=100]
 //
-// Both runs use a fresh schema (dropped at the end). Phases, each timed: `threads` senders send
-// `jobs` messages over `groups` groups (one autocommit call each); then `threads` workers receive
-// batches of 10 and delete each message (one call each) until the queue is empty. Full cycle
-// jobs/s = jobs / (send time + drain time). When the server runs on this host, the CPU time of
-// its processes (postmaster and children: backends, walwriter, autovacuum; exited backends
-// through the postmaster's child times) is read from /proc, giving jobs per PostgreSQL
-// CPU-second ("per core"), which other load on the host disturbs much less than jobs/s. The host
-// is noisy: compare the two lines of one run, not runs.
+// Every run uses a fresh schema (dropped at the end). Phases, each timed: `threads` senders send
+// `jobs` messages over `groups` groups; then `threads` workers receive batches of 10 and
+// acknowledge them until the queue is empty. Five runs: raw SQL, JobQueue (one Send and one
+// Delete per message: a commit each), JobQueue b-ack (one DeleteBatch per received batch), then
+// batched: raw SQL inserting send_batch rows per statement and deleting each claimed batch with
+// one statement, and JobQueue with SendBatch of send_batch messages (one pipelined transaction)
+// and DeleteBatch. Full cycle jobs/s = jobs / (send time + drain time). When the server runs on
+// this host, the CPU time of its processes (postmaster and children: backends, walwriter,
+// autovacuum; exited backends through the postmaster's child times) is read from /proc, giving
+// jobs per PostgreSQL CPU-second ("per core"), which other load on the host disturbs much less
+// than jobs/s. The host is noisy: compare the lines of one run, not runs.
 #include <dirent.h>
 #include <unistd.h>
 
@@ -122,35 +126,6 @@ std::unique_ptr<PgPool> MakePool(const std::string& url, const std::string& sche
   return std::make_unique<PgPool>(s);
 }
 
-// One autocommit statement as a named prepared statement, prepared on first use per connection
-// (what the adapter does for its hot calls), so that the baseline is not slowed by re-parsing.
-Result<store::pg::PgResult> ExecPrepared(PgPool& pool, const char* name, const char* sql,
-                                         const std::vector<PgParam>& params) {
-  auto lease = pool.Acquire();
-  if (!lease) return lease.error();
-  PGconn* c = (*lease)->raw();
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
-  const int n = static_cast<int>(values.size());
-  for (int prepared = 0; prepared < 2; ++prepared) {
-    PGresult* r = PQexecPrepared(c, name, n, values.data(), nullptr, nullptr, 0);
-    const ExecStatusType st = r != nullptr ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return store::pg::PgResult(r);
-    const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-    const bool missing = state != nullptr && std::string_view(state) == "26000";
-    Error e = store::pg::PgError(c, r, "postgres");
-    PQclear(r);
-    if (!missing || prepared == 1) return e;
-    PGresult* p = PQprepare(c, name, sql, n, nullptr);
-    const bool ok = p != nullptr && PQresultStatus(p) == PGRES_COMMAND_OK;
-    if (!ok) e = store::pg::PgError(c, p, "postgres prepare");
-    PQclear(p);
-    if (!ok) return e;
-  }
-  return MakeError(Errc::kInternal, "unreachable");
-}
-
 void DropSchema(PgPool& pool) {
   if (std::getenv("BENCH_KEEP_SCHEMA") != nullptr) {
     std::printf("kept schema %s\n", pool.settings().schema.c_str());
@@ -166,9 +141,10 @@ std::string Body(int64_t i) {
 }
 
 // batched_acks: each received batch is acknowledged with one DeleteBatch (one commit) instead of
-// one Delete per message.
+// one Delete per message. send_batch > 1: senders send that many messages per SendBatch (one
+// commit) instead of one Send each.
 Figures BenchQueue(const std::string& url, int64_t jobs, int threads, int64_t groups,
-                   bool batched_acks) {
+                   bool batched_acks, int64_t send_batch) {
   Figures f;
   f.jobs = jobs;
   const std::string schema = "bench_q_" + std::to_string(getpid());
@@ -187,12 +163,22 @@ Figures BenchQueue(const std::string& url, int64_t jobs, int threads, int64_t gr
   std::atomic<int64_t> next{0};
   auto t0 = SteadyClock::now();
   RunThreads(threads, [&](int) {
-    for (int64_t i; (i = next++) < jobs;) {
-      queue::OutgoingMessage m;
-      m.group_id = "user-" + std::to_string(i % groups);
-      m.dedup_id = "job-" + std::to_string(i);
-      m.body = Body(i);
-      if (!q.Send(m)) ++errors;
+    for (int64_t first; (first = next.fetch_add(send_batch)) < jobs;) {
+      std::vector<queue::OutgoingMessage> batch;
+      for (int64_t i = first; i < std::min(jobs, first + send_batch); ++i) {
+        queue::OutgoingMessage m;
+        m.group_id = "user-" + std::to_string(i % groups);
+        m.dedup_id = "job-" + std::to_string(i);
+        m.body = Body(i);
+        batch.push_back(std::move(m));
+      }
+      if (batch.size() == 1) {
+        if (!q.Send(batch[0])) ++errors;
+        continue;
+      }
+      for (const auto& r : q.SendBatch(batch)) {
+        if (!r) ++errors;
+      }
     }
   });
   auto t1 = SteadyClock::now();
@@ -246,8 +232,10 @@ Figures BenchQueue(const std::string& url, int64_t jobs, int threads, int64_t gr
 }
 
 // The practical ceiling: the same three steps on a bare table, no groups, dedup, counters or
-// notifications.
-Figures BenchRaw(const std::string& url, int64_t jobs, int threads, int64_t groups) {
+// notifications; statements prepared (PgConn's statement cache), autocommit. batched: inserts of
+// send_batch rows per statement and one DELETE per claimed batch, as the batched queue run does.
+Figures BenchRaw(const std::string& url, int64_t jobs, int threads, int64_t groups, bool batched,
+                 int64_t send_batch) {
   Figures f;
   f.jobs = jobs;
   const std::string schema = "bench_raw_" + std::to_string(getpid());
@@ -269,13 +257,28 @@ Figures BenchRaw(const std::string& url, int64_t jobs, int threads, int64_t grou
   const auto cpu0 = PostgresCpuSeconds(postmaster);
   std::atomic<int64_t> next{0};
   auto t0 = SteadyClock::now();
+  const int64_t per = batched ? send_batch : 1;
   RunThreads(threads, [&](int) {
-    for (int64_t i; (i = next++) < jobs;) {
+    for (int64_t first; (first = next.fetch_add(per)) < jobs;) {
       const int64_t now = ToUnixMillis(std::chrono::system_clock::now());
-      if (!ExecPrepared(
-              *pool, "raw_insert",
-              "INSERT INTO jobs (group_id, body, visible_at_ms) VALUES ($1, $2::bytea, $3)",
-              {PgParam("user-" + std::to_string(i % groups)), PgParam(Body(i)), PgParam(now)})) {
+      if (!batched) {
+        if (!pool->Exec(
+                "INSERT INTO jobs (group_id, body, visible_at_ms) VALUES ($1, $2::bytea, $3)",
+                {PgParam("user-" + std::to_string(first % groups)), PgParam(Body(first)),
+                 PgParam(now)})) {
+          ++errors;
+        }
+        continue;
+      }
+      std::vector<std::string> group_ids, bodies;
+      for (int64_t i = first; i < std::min(jobs, first + per); ++i) {
+        group_ids.push_back("user-" + std::to_string(i % groups));
+        bodies.push_back(Body(i));
+      }
+      if (!pool->Exec("INSERT INTO jobs (group_id, body, visible_at_ms) SELECT g, convert_to(b, "
+                      "'UTF8'), $3 FROM unnest($1::text[], $2::text[]) AS u(g, b)",
+                      {PgParam(store::pg::TextArray(group_ids)),
+                       PgParam(store::pg::TextArray(bodies)), PgParam(now)})) {
         ++errors;
       }
     }
@@ -286,8 +289,7 @@ Figures BenchRaw(const std::string& url, int64_t jobs, int threads, int64_t grou
     int empty = 0;
     while (done.load() < jobs && empty < 50) {
       const int64_t now = ToUnixMillis(std::chrono::system_clock::now());
-      auto got = ExecPrepared(
-          *pool, "raw_claim",
+      auto got = pool->Exec(
           "WITH c AS (SELECT id FROM jobs WHERE visible_at_ms <= $1 ORDER BY visible_at_ms, id "
           "LIMIT 10 FOR UPDATE SKIP LOCKED) UPDATE jobs j SET visible_at_ms = $2 FROM c "
           "WHERE j.id = c.id RETURNING j.id, j.group_id, j.body",
@@ -302,9 +304,19 @@ Figures BenchRaw(const std::string& url, int64_t jobs, int threads, int64_t grou
         continue;
       }
       empty = 0;
+      if (batched) {
+        std::vector<int64_t> ids;
+        for (int i = 0; i < got->rows(); ++i) ids.push_back(got->Int(i, 0));
+        if (pool->Exec("DELETE FROM jobs WHERE id = ANY($1::bigint[])",
+                       {PgParam(store::pg::IntArray(ids))})) {
+          done += got->rows();
+        } else {
+          ++errors;
+        }
+        continue;
+      }
       for (int i = 0; i < got->rows(); ++i) {
-        if (ExecPrepared(*pool, "raw_delete", "DELETE FROM jobs WHERE id = $1",
-                         {PgParam(got->Int(i, 0))})) {
+        if (pool->Exec("DELETE FROM jobs WHERE id = $1", {PgParam(got->Int(i, 0))})) {
           ++done;
         } else {
           ++errors;
@@ -339,7 +351,9 @@ void Print(const char* name, const Figures& f) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s <postgresql-url> [jobs=20000] [threads=8] [groups=jobs]\n",
+    std::fprintf(stderr,
+                 "usage: %s <postgresql-url> [jobs=20000] [threads=8] [groups=jobs] "
+                 "[send_batch=100]\n",
                  argv[0]);
     return 2;
   }
@@ -347,21 +361,31 @@ int main(int argc, char** argv) {
   const int64_t jobs = argc > 2 ? std::max<int64_t>(10, std::atoll(argv[2])) : 20000;
   const int threads = argc > 3 ? std::max(1, std::atoi(argv[3])) : 8;
   const int64_t groups = argc > 4 ? std::max<int64_t>(1, std::atoll(argv[4])) : jobs;
-  std::printf("jobs %lld, threads %d, groups %lld\n", static_cast<long long>(jobs), threads,
-              static_cast<long long>(groups));
-  const Figures raw = BenchRaw(url, jobs, threads, groups);
+  const int64_t batch = argc > 5 ? std::max<int64_t>(2, std::atoll(argv[5])) : 100;
+  std::printf("jobs %lld, threads %d, groups %lld, send batch %lld\n", static_cast<long long>(jobs),
+              threads, static_cast<long long>(groups), static_cast<long long>(batch));
+  // One message per send (one commit each, as the API sends a job), then batches.
+  const Figures raw = BenchRaw(url, jobs, threads, groups, /*batched=*/false, 1);
   Print("raw SQL", raw);
-  const Figures q = BenchQueue(url, jobs, threads, groups, /*batched_acks=*/false);
+  const Figures q = BenchQueue(url, jobs, threads, groups, /*batched_acks=*/false, 1);
   Print("JobQueue", q);
-  const Figures qb = BenchQueue(url, jobs, threads, groups, /*batched_acks=*/true);
+  const Figures qb = BenchQueue(url, jobs, threads, groups, /*batched_acks=*/true, 1);
   Print("JobQueue b-ack", qb);
-  for (const auto* f : {&q, &qb}) {
-    std::printf("ratio %s / raw: full cycle %.2f", f == &q ? "JobQueue" : "JobQueue b-ack",
-                Rate(*f) / Rate(raw));
-    if (f->pg_cpu_s && raw.pg_cpu_s && *f->pg_cpu_s > 0) {
-      std::printf(", postgres cpu per job %.2fx", *f->pg_cpu_s / *raw.pg_cpu_s);
+  const Figures rawb = BenchRaw(url, jobs, threads, groups, /*batched=*/true, batch);
+  Print("raw SQL batch", rawb);
+  const Figures qbb = BenchQueue(url, jobs, threads, groups, /*batched_acks=*/true, batch);
+  Print("JobQueue batch", qbb);
+  const auto ratio = [](const char* name, const Figures& f, const Figures& base) {
+    std::printf("ratio %s: full cycle %.2f", name, Rate(f) / Rate(base));
+    if (f.pg_cpu_s && base.pg_cpu_s && *f.pg_cpu_s > 0) {
+      std::printf(", postgres cpu per job %.2fx", *f.pg_cpu_s / *base.pg_cpu_s);
     }
     std::printf("\n");
-  }
-  return (q.errors == 0 && qb.errors == 0 && raw.errors == 0) ? 0 : 1;
+  };
+  ratio("JobQueue / raw", q, raw);
+  ratio("JobQueue b-ack / raw", qb, raw);
+  ratio("JobQueue batch / raw batch", qbb, rawb);
+  bool ok = true;
+  for (const auto* f : {&raw, &q, &qb, &rawb, &qbb}) ok = ok && f->errors == 0;
+  return ok ? 0 : 1;
 }

@@ -148,6 +148,13 @@ std::vector<HistoryEntry> DecodeHistory(std::string_view text) {
   return out;
 }
 
+std::vector<Result<SendOutcome>> JobQueue::SendBatch(const std::vector<OutgoingMessage>& messages) {
+  std::vector<Result<SendOutcome>> out;
+  out.reserve(messages.size());
+  for (const auto& m : messages) out.push_back(Send(m));
+  return out;
+}
+
 std::vector<Status> JobQueue::DeleteBatch(const std::vector<std::string>& receipts) {
   std::vector<Status> out;
   out.reserve(receipts.size());

@@ -142,6 +142,41 @@ TYPED_TEST_P(JobQueueConformance, DedupInsideAndOutsideTheWindow) {
   EXPECT_EQ(s.visible, 1);
 }
 
+// SendBatch: each message as Send would treat it, in order -- FIFO within a group follows the
+// batch order, dedup applies against earlier sends and within the batch.
+TYPED_TEST_P(JobQueueConformance, SendBatchActsLikeSendForEachMessageInOrder) {
+  auto& q = this->q();
+  auto before = q.Send(this->Msg("A", "a0", queue::Priority::kMedium, 0ms, "d-a0"));
+  ASSERT_TRUE(before.ok());
+  auto out = q.SendBatch({this->Msg("A", "a1"), this->Msg("B", "b1"),
+                          this->Msg("A", "dup", queue::Priority::kMedium, 0ms, "d-a0"),
+                          this->Msg("A", "a2"),
+                          this->Msg("B", "b1-again", queue::Priority::kMedium, 0ms, "dd-B-b1")});
+  ASSERT_EQ(out.size(), 5u);
+  for (const auto& r : out) ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(out[0]->deduplicated);
+  EXPECT_FALSE(out[1]->deduplicated);
+  EXPECT_TRUE(out[2]->deduplicated);  // against an earlier send
+  EXPECT_EQ(out[2]->message_id, before->message_id);
+  EXPECT_FALSE(out[3]->deduplicated);
+  EXPECT_TRUE(out[4]->deduplicated);  // within the batch
+  EXPECT_EQ(out[4]->message_id, out[1]->message_id);
+  EXPECT_TRUE(q.SendBatch({}).empty());
+
+  std::vector<std::string> a, b;
+  for (int round = 0; round < 4; ++round) {
+    for (const auto& m : this->Recv(q)) {
+      (m.group_id == "A" ? a : b).push_back(m.body);
+      ASSERT_TRUE(q.Delete(m.receipt).ok());
+    }
+  }
+  EXPECT_EQ(a, (std::vector<std::string>{"a0", "a1", "a2"}));
+  EXPECT_EQ(b, (std::vector<std::string>{"b1"}));
+  auto st = this->StatsOf(q);
+  EXPECT_EQ(st.enqueued_total, 4);
+  EXPECT_EQ(st.deduplicated_total, 2);
+}
+
 TYPED_TEST_P(JobQueueConformance, VisibilityExpiryRedeliversAndCounts) {
   auto& q = this->q();
   this->Send(q, this->Msg("A", "a1"));
@@ -658,8 +693,8 @@ TYPED_TEST_P(JobQueueConformance, DeleteWakesALongPollForTheGroupsNextMessage) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(
-    JobQueueConformance, FifoWithinAGroupOneInFlight, OtherGroupsAreNotBlocked,
-    DedupInsideAndOutsideTheWindow, VisibilityExpiryRedeliversAndCounts,
+    JobQueueConformance, SendBatchActsLikeSendForEachMessageInOrder, FifoWithinAGroupOneInFlight,
+    OtherGroupsAreNotBlocked, DedupInsideAndOutsideTheWindow, VisibilityExpiryRedeliversAndCounts,
     StaleReceiptIsRejectedWithoutEffect, DeleteBatchActsLikeDeleteForEachReceipt,
     ChangeVisibilityExtendsAndReleases, FifthFailureDeadLettersWithHistory,
     DeadLetterMovesToTheDlqAtOnce, DeadLetterWithAStaleOrDeletedReceiptChangesNothing,

@@ -6,9 +6,11 @@
 //
 // Needs the test PostgreSQL (scripts/with-services.sh): fails, never skips, without it.
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -368,6 +370,56 @@ TEST_F(PostgresJobQueueTest, HousekeepDeletesExpiredDedupRowsOnly) {
 
 // PostgresStore::CreateJob sends in its own pipelined transaction (PgPool::ExecTx): the message
 // commits or rolls back with the statements around it, whichever of them fails.
+// Concurrent SendBatch calls over shared groups, each batch in its own shuffled order: a batch
+// is one transaction holding its row locks to the end, so the adapter takes them in one order
+// (groups sorted, one counter row per batch). Without that, batches deadlock and go through
+// deadlock detection (1 s each) and retries: this test took 16 s instead of 0.9 s, and a
+// benchmark of 8 x 100 over 20,000 groups ran for minutes. Time is not asserted; what is: every
+// message is enqueued once (no batch ran out of retries) and each sender's messages keep their
+// order within a group.
+TEST_F(PostgresJobQueueTest, ConcurrentBatchesOverSharedGroupsAllGoThroughInOrder) {
+  store::PostgresJobQueue q(schema_.pool(), {}, clock_);
+  constexpr int kThreads = 8, kBatches = 3, kPerBatch = 100, kGroups = 300;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::minstd_rand rng(static_cast<uint32_t>(t + 1));
+      for (int b = 0; b < kBatches; ++b) {
+        std::vector<queue::OutgoingMessage> batch;
+        for (int i = 0; i < kPerBatch; ++i) {
+          const int g = static_cast<int>(rng() % kGroups);
+          batch.push_back(Msg("g" + std::to_string(g),
+                              std::to_string(t) + ":" + std::to_string(b * kPerBatch + i)));
+        }
+        for (const auto& r : q.SendBatch(batch)) failed += r.ok() ? 0 : 1;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed.load(), 0);
+  // Drain: within a group, each sender's messages arrive in the order it sent them.
+  std::map<std::string, int> last;  // group + sender -> last sequence number seen
+  int received = 0;
+  for (int rounds = 0; rounds < 10000 && received < kThreads * kBatches * kPerBatch; ++rounds) {
+    auto got = q.Receive(Batch(10));
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    for (const auto& m : *got) {
+      const auto colon = m.body.find(':');
+      const std::string key = m.group_id + "/" + m.body.substr(0, colon);
+      const int seq = std::stoi(m.body.substr(colon + 1));
+      auto it = last.find(key);
+      if (it != last.end()) {
+        EXPECT_LT(it->second, seq) << key;
+      }
+      last[key] = seq;
+      ASSERT_TRUE(q.Delete(m.receipt).ok());
+      ++received;
+    }
+  }
+  EXPECT_EQ(received, kThreads * kBatches * kPerBatch);
+}
+
 TEST_F(PostgresJobQueueTest, SendInTxCommitsAndRollsBackWithTheCaller) {
   store::PostgresJobQueue q(schema_.pool(), {}, clock_);
   const auto send = [&](const std::string& group, const std::string& body) {

@@ -259,6 +259,11 @@ std::vector<Migration> FleetMigrations();
 std::string HexEncode(std::string_view bytes);
 std::string HexDecode(std::string_view hex);
 
+// Array literals for $n::text[] / $n::bigint[] parameters (every text element quoted and
+// escaped, so empty strings, quotes and the word NULL stay strings).
+std::string TextArray(const std::vector<std::string>& values);
+std::string IntArray(const std::vector<int64_t>& values);
+
 // Quotes an identifier for SQL ("my schema" -> "\"my schema\"").
 std::string QuoteIdent(std::string_view ident);
 

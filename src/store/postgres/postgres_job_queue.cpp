@@ -136,14 +136,15 @@ queue::DlqEntry ReadDlq(const pg::PgResult& r, int row) {
 }  // namespace
 
 pg::PgStatement PgQueueSendStatement(const queue::OutgoingMessage& m, TimePoint now,
-                                     std::chrono::seconds dedup_window) {
+                                     std::chrono::seconds dedup_window, int counter_shard) {
   const int64_t now_ms = ToUnixMillis(now);
   const int64_t due = now_ms + std::max<int64_t>(0, m.delay.count());
   return pg::PgStatement{
       kSendSql,
       {pg::PgParam(m.group_id), pg::PgParam(m.dedup_id), pg::PgParam(static_cast<int>(m.priority)),
        pg::PgParam(HexBytea(m.body)), pg::PgParam(now_ms), pg::PgParam(due),
-       pg::PgParam(now_ms + dedup_window.count() * 1000), pg::PgParam(PickShard())}};
+       pg::PgParam(now_ms + dedup_window.count() * 1000),
+       pg::PgParam(counter_shard >= 0 ? counter_shard : PickShard())}};
 }
 
 Result<queue::SendOutcome> PgQueueSendOutcome(const pg::PgResult& r) {
@@ -171,6 +172,41 @@ Result<queue::SendOutcome> PostgresJobQueue::Send(const queue::OutgoingMessage& 
   if (!r) return r.error();
   auto out = PgQueueSendOutcome(*r);
   if (out && !out->deduplicated) Wake();
+  return out;
+}
+
+std::vector<Result<queue::SendOutcome>> PostgresJobQueue::SendBatch(
+    const std::vector<queue::OutgoingMessage>& messages) {
+  if (messages.empty()) return {};
+  // One pipelined transaction: one round trip and one commit for the batch. It holds the row
+  // locks it takes until that commit, so concurrent batches must take them in one order or they
+  // deadlock (measured: 8 senders of 100 messages, each on a random counter row, spent minutes
+  // in deadlock detection and retries). So: one counter row per batch, and the messages in
+  // group order -- stable, so each group keeps its own order, which is what FIFO needs.
+  std::vector<size_t> order(messages.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return messages[a].group_id < messages[b].group_id; });
+  const TimePoint now = clock_.Now();
+  const int shard = PickShard();
+  std::vector<pg::PgStatement> tx;
+  tx.reserve(messages.size());
+  for (size_t i : order) {
+    tx.push_back(PgQueueSendStatement(messages[i], now, settings_.dedup_window, shard));
+  }
+  auto r = pool_.ExecTx(tx);
+  std::vector<Result<queue::SendOutcome>> out(messages.size(),
+                                              MakeError(Errc::kInternal, "not sent"));
+  if (!r) {
+    for (auto& o : out) o = r.error();
+    return out;
+  }
+  bool wake = false;
+  for (size_t k = 0; k < order.size(); ++k) {
+    out[order[k]] = PgQueueSendOutcome((*r)[k]);
+    wake = wake || (out[order[k]] && !out[order[k]]->deduplicated);
+  }
+  if (wake) Wake();
   return out;
 }
 

@@ -18,31 +18,8 @@ inline Error NotFound(std::string_view what, const std::string& id) {
   return MakeError(Errc::kNotFound, std::string(what) + " " + id + " not found");
 }
 
-// Array literals for $n::text[] / $n::bigint[] parameters (every element quoted, so empty strings
-// and the word NULL stay strings).
-inline std::string TextArray(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i != 0) out += ',';
-    out += '"';
-    for (char ch : values[i]) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-inline std::string IntArray(const std::vector<int64_t>& values) {
-  std::string out = "{";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i != 0) out += ',';
-    out += std::to_string(values[i]);
-  }
-  out += '}';
-  return out;
-}
+using pg::IntArray;
+using pg::TextArray;
 
 // Every row of `r` read with `read`.
 template <class T, class ReadRow>

@@ -283,6 +283,38 @@ Result<queue::SendOutcome> SqliteJobQueue::Send(const queue::OutgoingMessage& m)
   return out;
 }
 
+std::vector<Result<queue::SendOutcome>> SqliteJobQueue::SendBatch(
+    const std::vector<queue::OutgoingMessage>& messages) {
+  // Every message is submitted before waiting, so the batch shares one group commit; the writer
+  // runs the closures in order (dedup within the batch sees the earlier ones).
+  const TimePoint now = clock_.Now();
+  std::vector<queue::SendOutcome> sent(messages.size());
+  std::vector<std::future<Status>> pending;
+  pending.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    pending.push_back(db_.SubmitWrite([&, i](sqlite3* db) -> Status {
+      auto r = SqliteQueueSendInTx(db, messages[i], now, settings_.dedup_window);
+      if (!r.ok()) return r.error();
+      sent[i] = *r;
+      return {};
+    }));
+  }
+  std::vector<Result<queue::SendOutcome>> out;
+  out.reserve(messages.size());
+  bool wake = false;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    Status st = pending[i].get();
+    if (st.ok()) {
+      wake = wake || !sent[i].deduplicated;
+      out.emplace_back(sent[i]);
+    } else {
+      out.emplace_back(st.error());
+    }
+  }
+  if (wake) Wake();
+  return out;
+}
+
 Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::Receive(
     const queue::ReceiveOptions& options) {
   if (Status st = queue::ValidateReceive(options); !st.ok()) return st.error();

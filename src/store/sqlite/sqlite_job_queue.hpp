@@ -52,6 +52,8 @@ class SqliteJobQueue final : public queue::JobQueue {
   explicit SqliteJobQueue(SqliteStore& store, queue::QueueSettings settings = {});
 
   Result<queue::SendOutcome> Send(const queue::OutgoingMessage& m) override;
+  std::vector<Result<queue::SendOutcome>> SendBatch(
+      const std::vector<queue::OutgoingMessage>& messages) override;
   Result<queue::QueueStats> Stats() override;
   Result<std::vector<queue::ReceivedMessage>> Receive(
       const queue::ReceiveOptions& options) override;
