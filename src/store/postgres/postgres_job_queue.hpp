@@ -46,10 +46,8 @@ namespace syncwell::store {
 // dedup id seen less than `dedup_window` ago -> nothing enqueued, deduplicated = true, the
 // original message id returned. Issues the NOTIFY (delivered at commit) when some process waits
 // in a long poll.
-// counter_shard: the queue_counters row to count on (-1: a random one; a batch uses one row for
-// all its messages, so that concurrent batches cannot deadlock on counter rows).
 pg::PgStatement PgQueueSendStatement(const queue::OutgoingMessage& m, TimePoint now,
-                                     std::chrono::seconds dedup_window, int counter_shard = -1);
+                                     std::chrono::seconds dedup_window);
 Result<queue::SendOutcome> PgQueueSendOutcome(const pg::PgResult& r);
 
 // Removes every message of `group` (a user purge), its dedup records and its group row, inside

@@ -459,6 +459,95 @@ BEGIN
   RETURN v_n;
 END
 $f$;
+)sql"},
+          Migration{"queue", 2, "queue_send_many: a batch of sends as one statement", R"sql(
+-- SendBatch: the messages of arrays p_* (in array order) as queue_send would treat them one
+-- after another, as one statement instead of one call per message. Rows are locked in a fixed
+-- order (dedup ids sorted, then groups sorted, one counter row), so concurrent batches do not
+-- deadlock. Returns (ordinal in the arrays, message id, deduplicated).
+CREATE FUNCTION queue_send_many(p_groups text[], p_dedups text[], p_priorities smallint[],
+                                p_bodies bytea[], p_dues bigint[], p_now bigint,
+                                p_expires bigint, p_shard smallint)
+RETURNS TABLE (o_ord integer, o_id bigint, o_dedup boolean) LANGUAGE plpgsql AS $f$
+DECLARE
+  v_n integer := coalesce(array_length(p_groups, 1), 0);
+  v_ids bigint[] := '{}';
+  v_out bigint[];
+  v_dedup boolean[];
+  v_orig bigint;
+BEGIN
+  IF v_n = 0 THEN
+    RETURN;
+  END IF;
+  -- Ids in array order, so a group's messages with equal due times keep the batch's order.
+  FOR i IN 1..v_n LOOP
+    v_ids := v_ids || nextval('queue_messages_id_seq');
+  END LOOP;
+  WITH input AS (
+    SELECT u.ord::integer AS ord, v_ids[u.ord::integer] AS id, u.g, u.d, u.pr, u.b, u.due,
+           CASE WHEN u.d = '' THEN u.ord::integer
+                ELSE (min(u.ord) OVER (PARTITION BY u.d))::integer END AS first_ord
+      FROM unnest(p_groups, p_dedups, p_priorities, p_bodies, p_dues)
+           WITH ORDINALITY AS u(g, d, pr, b, due, ord)),
+  -- The first message of each dedup id claims (or re-claims, when expired) its row; a live row
+  -- wins (and stays locked by the upsert, so the read of it below is stable).
+  claimed AS (
+    INSERT INTO queue_dedup AS dd (dedup_id, message_id, expires_at_ms)
+    SELECT i.d, i.id, p_expires FROM input i
+     WHERE i.d <> '' AND i.ord = i.first_ord ORDER BY i.d
+    ON CONFLICT (dedup_id) DO UPDATE
+      SET message_id = EXCLUDED.message_id, expires_at_ms = EXCLUDED.expires_at_ms
+      WHERE dd.expires_at_ms <= p_now
+    RETURNING dd.dedup_id),
+  sent AS (
+    SELECT i.* FROM input i
+     WHERE i.ord = i.first_ord AND (i.d = '' OR i.d IN (SELECT c.dedup_id FROM claimed c))),
+  m AS (
+    INSERT INTO queue_messages (id, group_id, dedup_id, priority, body, enqueued_at_ms,
+                                due_at_ms, visible_at_ms)
+    SELECT s.id, s.g, s.d, s.pr, s.b, p_now, s.due, s.due FROM sent s ORDER BY s.id
+    RETURNING 1),
+  -- Each group's earliest new message is offered as its head (what offering them one by one
+  -- would leave), groups in sorted order.
+  g AS (
+    INSERT INTO queue_groups AS gr (group_id, head_id, head_due_at_ms, head_priority,
+                                    head_visible_at_ms, held)
+    SELECT DISTINCT ON (s.g) s.g, s.id, s.due, s.pr, s.due, false
+      FROM sent s ORDER BY s.g, s.due, s.id
+    ON CONFLICT (group_id) DO UPDATE
+      SET head_id = EXCLUDED.head_id, head_due_at_ms = EXCLUDED.head_due_at_ms,
+          head_priority = EXCLUDED.head_priority,
+          head_visible_at_ms = EXCLUDED.head_visible_at_ms, held = false
+      WHERE NOT gr.held
+        AND (EXCLUDED.head_due_at_ms, EXCLUDED.head_id) < (gr.head_due_at_ms, gr.head_id)),
+  c AS (
+    UPDATE queue_counters qc
+       SET enqueued = qc.enqueued + (SELECT count(*) FROM sent),
+           deduplicated = qc.deduplicated + v_n - (SELECT count(*) FROM sent)
+     WHERE qc.shard = p_shard),
+  n AS (
+    SELECT pg_notify(queue_channel(), '') FROM queue_waiters
+     WHERE EXISTS (SELECT 1 FROM sent) LIMIT 1)
+  SELECT array_agg(coalesce(s.id, f.id,
+                            (SELECT x.message_id FROM queue_dedup x WHERE x.dedup_id = i.d))
+                   ORDER BY i.ord),
+         array_agg(s.id IS NULL OR (SELECT count(*) FROM n) < 0 ORDER BY i.ord)
+    INTO v_out, v_dedup
+    FROM input i
+    LEFT JOIN sent s ON s.ord = i.ord
+    LEFT JOIN sent f ON f.ord = i.first_ord;
+  -- A live row committed by another batch after this statement's snapshot was taken (the upsert
+  -- waited for it) is not visible above: read it now. The upsert holds its lock, so it stays.
+  FOR k IN 1..v_n LOOP
+    IF v_out[k] IS NULL THEN
+      SELECT x.message_id INTO v_orig FROM queue_dedup x WHERE x.dedup_id = p_dedups[k];
+      v_out[k] := v_orig;
+    END IF;
+  END LOOP;
+  RETURN QUERY SELECT u.ord::integer, u.id, u.dd
+                 FROM unnest(v_out, v_dedup) WITH ORDINALITY AS u(id, dd, ord);
+END
+$f$;
 )sql"}};
 }
 
