@@ -60,14 +60,11 @@ Result<std::vector<int>> ShardLeases::Renew() {
     for (int i = 0; i < mine->rows(); ++i) held.push_back(static_cast<int>(mine->Int(i, 0)));
     std::sort(held.begin(), held.end());
     if (static_cast<int64_t>(held.size()) > share) {
-      std::vector<int> extra(held.begin() + share, held.end());
+      const std::vector<int64_t> extra(held.begin() + share, held.end());
       held.resize(static_cast<size_t>(share));
-      std::string list = "{";
-      for (size_t i = 0; i < extra.size(); ++i) list += (i ? "," : "") + std::to_string(extra[i]);
-      list += "}";
       if (auto r = c.Exec("UPDATE shard_leases SET owner = NULL, expires_ms = 0 "
                           "WHERE owner = $1 AND shard = ANY($2::int[])",
-                          {PgParam(owner_), PgParam(list)});
+                          {PgParam(owner_), PgParam(IntArray(extra))});
           !r) {
         return r.error();
       }

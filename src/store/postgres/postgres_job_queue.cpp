@@ -384,29 +384,25 @@ void PostgresJobQueue::WakeAfterDelete() {
 
 std::vector<Status> PostgresJobQueue::DeleteBatch(const std::vector<std::string>& receipts) {
   std::vector<Status> out(receipts.size());
-  std::string ids = "{", deliveries = "{", ords = "{";
-  size_t n = 0;
+  std::vector<int64_t> ids, deliveries, ords;
   for (size_t i = 0; i < receipts.size(); ++i) {
     int64_t id = 0, delivery = 0;
     if (!queue::ParseReceipt(receipts[i], &id, &delivery)) {
       out[i] = Malformed();
       continue;
     }
-    const char* sep = n++ == 0 ? "" : ",";
-    ids += sep + std::to_string(id);
-    deliveries += sep + std::to_string(delivery);
-    ords += sep + std::to_string(i);
+    ids.push_back(id);
+    deliveries.push_back(delivery);
+    ords.push_back(static_cast<int64_t>(i));
   }
-  if (n == 0) return out;
-  ids += "}";
-  deliveries += "}";
-  ords += "}";
+  if (ids.empty()) return out;
   // Id order: concurrent batches lock group rows in one order.
   auto r = ExecRetry(pool_,
                      "SELECT b.ord, queue_delete(b.id, b.d) FROM (SELECT * FROM "
                      "unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, d, ord) "
                      "ORDER BY u.id) b",
-                     {pg::PgParam(ids), pg::PgParam(deliveries), pg::PgParam(ords)});
+                     {pg::PgParam(pg::IntArray(ids)), pg::PgParam(pg::IntArray(deliveries)),
+                      pg::PgParam(pg::IntArray(ords))});
   for (size_t i = 0; i < receipts.size(); ++i) {
     if (!r && out[i].ok()) out[i] = r.error();
   }

@@ -285,13 +285,12 @@ Result<int64_t> PostgresStore::AssignScheduleShards(size_t limit) {
   if (!ids) return ids.error();
   if (ids->rows() == 0) return int64_t{0};
   std::vector<std::string> names;
-  std::string shards = "{";
+  std::vector<int64_t> shard_of;
   for (int i = 0; i < ids->rows(); ++i) {
     names.push_back(ids->Str(i, 0));
-    if (i != 0) shards += ',';
-    shards += std::to_string(ScheduleShardOf(UserId(names.back())));
+    shard_of.push_back(ScheduleShardOf(UserId(names.back())));
   }
-  shards += '}';
+  const std::string shards = IntArray(shard_of);
   // One statement; rows another process assigned meanwhile are left alone (shard = -1 guard).
   auto r = Exec(
       "UPDATE users u SET shard = v.shard FROM unnest($1::text[], $2::int[]) AS v(id, shard) "
