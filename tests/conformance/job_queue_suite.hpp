@@ -271,6 +271,23 @@ TYPED_TEST_P(JobQueueConformance, DeleteBatchActsLikeDeleteForEachReceipt) {
   EXPECT_EQ(gone[0].error().code, Errc::kNotFound);  // already deleted
   EXPECT_TRUE(q.DeleteBatch({}).empty());
   ASSERT_TRUE(q.Delete(again[0].receipt).ok());
+
+  // The same receipt twice in one batch: the second finds the message gone. The group is empty
+  // afterwards, so its next message is deliverable at once.
+  this->Send(q, this->Msg("D", "D1"));
+  std::string d1;
+  for (const auto& m : this->Recv(q)) {
+    if (m.group_id == "D") d1 = m.receipt;
+  }
+  ASSERT_FALSE(d1.empty());
+  auto twice = q.DeleteBatch({d1, d1});
+  ASSERT_EQ(twice.size(), 2u);
+  EXPECT_TRUE(twice[0].ok()) << twice[0].error().message;
+  EXPECT_EQ(twice[1].error().code, Errc::kNotFound);
+  this->Send(q, this->Msg("D", "D2"));
+  bool d2 = false;
+  for (const auto& m : this->Recv(q)) d2 = d2 || m.body == "D2";
+  EXPECT_TRUE(d2);
 }
 
 TYPED_TEST_P(JobQueueConformance, ChangeVisibilityExtendsAndReleases) {
