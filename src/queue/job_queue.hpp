@@ -159,12 +159,10 @@ class JobQueue {
   virtual Result<SendOutcome> Send(const OutgoingMessage& m) = 0;
   // Batched send, for callers with several messages at once: each message as Send would treat
   // it, in order (dedup applies within the batch too), one result per message. Adapters may
-  // commit the batch as one transaction (PostgreSQL: one round trip, one commit; SQLite: one
-  // group commit); there one failure fails every message of the batch and none was enqueued
-  // (PostgreSQL takes the batch's row locks in group order, so concurrent batches do not
-  // deadlock; dedup between two messages of one batch: the first in that order wins).
-  // Either way an ok result is durable and a failed one was not enqueued. The default calls Send
-  // for each.
+  // commit the batch as one transaction (PostgreSQL: one statement, one commit, row locks taken
+  // in a fixed order so concurrent batches do not deadlock; SQLite: one group commit); there one
+  // failure fails every message of the batch and none was enqueued. Either way an ok result is
+  // durable and a failed one was not enqueued. The default calls Send for each.
   virtual std::vector<Result<SendOutcome>> SendBatch(const std::vector<OutgoingMessage>& messages);
   virtual Result<QueueStats> Stats() = 0;
 
