@@ -142,6 +142,25 @@ rss() {
   echo "    server memory after $name: $(cat "$WORK/$name.rss")" >&2
 }
 
+# snap PID PORT NAME: the server's CPU time (/proc/PID/stat) and its SQLite writer counters
+# (/metrics) into $WORK/NAME.snap, so the summary can say where a phase's time went per job.
+snap() {
+  python3 - "$1" "$2" "$WORK/$3.snap" <<'PY'
+import json, os, sys, urllib.request
+pid, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(f"/proc/{pid}/stat") as f:
+    fields = f.read().rsplit(")", 1)[1].split()
+tick = os.sysconf("SC_CLK_TCK")
+snap = {"cpu_s": (int(fields[11]) + int(fields[12])) / tick}
+text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+for line in text.splitlines():
+    if line.startswith("syncwell_sqlite_"):
+        name, value = line.rsplit(" ", 1)
+        snap[name] = float(value)
+json.dump(snap, open(out, "w"))
+PY
+}
+
 # ---------------------------------------------------------------- (a) baseline
 echo "=== (a) baseline: $BASELINE_BIN, $BASELINE_THREADS thread(s)" >&2
 "$BASELINE_BIN" --port 0 --threads "$BASELINE_THREADS" >"$WORK/baseline_server.out" 2>&1 &
@@ -186,10 +205,13 @@ POST=(--target "http://127.0.0.1:$SERVE_PORT" --method POST --path /v1/sync-jobs
 if [[ "$(seconds "$WARMUP_DURATION")" != 0 ]]; then
   run_loadgen warmup "$WARMUP_DURATION" "${POST[@]}" --rate "$WARMUP_RATE"
 fi
+snap "$SERVE_PID" "$SERVE_PORT" before_saturation
 run_loadgen saturation "$SAT_DURATION" "${POST[@]}" --rate 0
+snap "$SERVE_PID" "$SERVE_PORT" after_saturation
 rss "$SERVE_PID" saturation
 kill -0 "$SERVE_PID" 2>/dev/null || die "syncwell serve died during the saturation phase"
 run_loadgen fixed "$FIXED_DURATION" "${POST[@]}" --rate "$FIXED_RATE"
+snap "$SERVE_PID" "$SERVE_PORT" after_fixed
 rss "$SERVE_PID" fixed
 kill -0 "$SERVE_PID" 2>/dev/null || die "syncwell serve died during the fixed-rate phase"
 
@@ -227,6 +249,24 @@ rows = [
     ("server RSS after saturation", f'{mem["saturation"]["rss_mb"]:.1f} MB (HWM {mem["saturation"]["hwm_mb"]:.1f})'),
     ("server RSS after fixed", f'{mem["fixed"]["rss_mb"]:.1f} MB (HWM {mem["fixed"]["hwm_mb"]:.1f})  (goal < 150)'),
 ]
+# Where the server's time went per accepted job, from the counter deltas over each phase.
+def cost(before, after, done):
+    b, a = load(before, "snap"), load(after, "snap")
+    d = lambda k: a.get(k, 0.0) - b.get(k, 0.0)
+    us = lambda k: d(k) / done * 1e6 if done else 0.0
+    commits = d("syncwell_sqlite_group_commits_total")
+    per_commit = d("syncwell_sqlite_writes_total") / commits if commits else 0.0
+    # The writer's checkpoint time is counted after every batch (mostly a no-op check); the
+    # checkpoints that copy pages are what stall requests, so average over those.
+    ckpts = d("syncwell_sqlite_checkpoints_total")
+    avg_ckpt_ms = d("syncwell_sqlite_writer_checkpoint_seconds_total") / ckpts * 1e3 if ckpts else 0.0
+    return (f'CPU {us("cpu_s"):.0f} us/job; writer {us("syncwell_sqlite_writer_closures_seconds_total"):.0f} closures '
+            f'+ {us("syncwell_sqlite_writer_commit_seconds_total"):.0f} commit '
+            f'+ {us("syncwell_sqlite_writer_checkpoint_seconds_total"):.0f} checkpoint us/job, '
+            f'{per_commit:.1f} writes/commit; checkpointer {us("syncwell_sqlite_background_checkpoint_seconds_total"):.0f} us/job; '
+            f'{ckpts:.0f} writer checkpoints, {avg_ckpt_ms:.1f} ms each')
+rows.insert(3, ("saturation server time", cost("before_saturation", "after_saturation", sat["status_2xx"])))
+rows.insert(6, ("fixed server time", cost("after_saturation", "after_fixed", fix["status_2xx"])))
 w = max(len(k) for k, _ in rows)
 print("\n=== intake benchmark summary")
 for k, v in rows:

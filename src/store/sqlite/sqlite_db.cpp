@@ -581,12 +581,17 @@ void SqliteDb::CheckpointerLoop() {
       ckpt_wanted_ = false;
     }
     // Passes until what is left for the writer is small: each pass copies only the frames
-    // committed since the previous one (a few thousand while a 16k-frame pass runs).
-    for (int pass = 0; pass < 4; ++pass) {
+    // committed since the previous one (a few thousand while a 16k-frame pass runs), then
+    // flushes what it copied. SQLite syncs the main file only in a checkpoint that reaches the
+    // end of the WAL, i.e. the writer's; without this flush the writer's fsync had to write back
+    // every page these passes copied (measured: 136-185 ms with every request of the moment
+    // waiting behind it).
+    for (int pass = 0; pass < 8; ++pass) {
       const auto t0 = std::chrono::steady_clock::now();
       int log_frames = 0, done_frames = 0;
       const int rc = sqlite3_wal_checkpoint_v2(ckpt_conn_, nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                                &log_frames, &done_frames);
+      if (rc == SQLITE_OK) SyncMainFile(ckpt_conn_);
       bg_checkpoint_ns_.fetch_add(ElapsedNs(t0), std::memory_order_relaxed);
       if (rc != SQLITE_OK) {
         if (rc != SQLITE_BUSY) {
@@ -596,9 +601,23 @@ void SqliteDb::CheckpointerLoop() {
       }
       bg_checkpoints_.fetch_add(1);
       const int64_t left = wal_frames_.load(std::memory_order_relaxed) - done_frames;
-      if (left <= settings_.wal_checkpoint_frames / 16) break;
+      if (left <= settings_.wal_checkpoint_frames / 64) break;
     }
     bg_state_.store(kBgDone);  // also after a failure: the writer's own checkpoint decides
+  }
+}
+
+// fsync of the database file behind `db` (through its VFS), e.g. after a checkpoint pass that
+// SQLite did not sync because it did not reach the end of the WAL.
+void SqliteDb::SyncMainFile(sqlite3* db) {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+      file == nullptr || file->pMethods == nullptr) {
+    return;
+  }
+  if (int rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL); rc != SQLITE_OK) {
+    // Not fatal: the writer's own checkpoint syncs before the WAL can restart.
+    log::Warn("sqlite database file sync failed", {{"rc", std::to_string(rc)}});
   }
 }
 

@@ -230,6 +230,7 @@ class SqliteDb {
   std::atomic<int64_t> bg_checkpoint_ns_{0};
   std::atomic<int64_t> bg_checkpoints_{0};
   static int WalHook(void* self, sqlite3* db, const char* name, int frames);
+  static void SyncMainFile(sqlite3* db);
   std::atomic<int64_t> wal_frames_{0};  // frames in the WAL after the last commit (wal hook)
   std::atomic<int64_t> checkpoints_{0};
 
