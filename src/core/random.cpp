@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 namespace syncwell {
@@ -27,13 +29,23 @@ static std::string Hex(const std::string& raw) {
 
 std::string RandomToken(size_t bytes) { return Hex(RandomBytes(bytes)); }
 
-std::string NewUuidV4() {
-  std::string b = RandomBytes(16);
-  b[6] = static_cast<char>((static_cast<unsigned char>(b[6]) & 0x0f) | 0x40);
+// 16 bytes with the version nibble and the RFC 9562 variant set, as 8-4-4-4-12 hex.
+static std::string FormatUuid(std::string b, unsigned version) {
+  b[6] = static_cast<char>((static_cast<unsigned char>(b[6]) & 0x0f) | (version << 4));
   b[8] = static_cast<char>((static_cast<unsigned char>(b[8]) & 0x3f) | 0x80);
   std::string h = Hex(b);
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20);
+}
+
+std::string NewUuidV4() { return FormatUuid(RandomBytes(16), 4); }
+
+std::string NewUuidV7(std::chrono::system_clock::time_point now) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+  const auto unix_ms = static_cast<uint64_t>(std::max<int64_t>(0, ms.count()));
+  std::string b = RandomBytes(16);
+  for (int i = 0; i < 6; ++i) b[i] = static_cast<char>((unix_ms >> (40 - 8 * i)) & 0xff);
+  return FormatUuid(std::move(b), 7);
 }
 
 }  // namespace syncwell

@@ -390,6 +390,44 @@ TYPED_TEST_P(StoreConformance, PurgeUserRemovesEverythingOfThatUserOnly) {
   EXPECT_EQ(s.GetUserDeletion(bob)->state, store::DeletionState::kNone);
 }
 
+// A purge also removes the user's dead-lettered messages (and their dedup rows), which no
+// index on the group alone finds in every adapter, and leaves other users' DLQ entries alone.
+TYPED_TEST_P(StoreConformance, PurgeUserRemovesDeadLetteredMessagesOfThatUserOnly) {
+  auto& s = this->store();
+  auto& q = this->queue();
+  for (auto user : {"alice", "bob"}) {
+    const std::string u = user;
+    ASSERT_TRUE(s.EnsureUser(UserId(u), store::Tier::kPro).ok());
+    ASSERT_TRUE(
+        s.CreateJob(this->MakeJob(u, "job1_" + u), this->Msg(u, "dead-" + u), nullptr).ok());
+  }
+  queue::ReceiveOptions ro;
+  ro.max_messages = 10;
+  auto got = q.Receive(ro);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 2u);
+  for (const auto& m : *got) ASSERT_TRUE(q.DeadLetter(m.receipt, "test").ok());
+  for (auto user : {"alice", "bob"}) {
+    const std::string u = user;
+    ASSERT_TRUE(
+        s.CreateJob(this->MakeJob(u, "job2_" + u), this->Msg(u, "live-" + u), nullptr).ok());
+  }
+  ASSERT_EQ(q.Stats()->dlq, 2);
+
+  ASSERT_TRUE(s.PurgeUser(UserId("alice")).ok());
+  auto stats = q.Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->dlq, 1);
+  EXPECT_EQ(stats->visible, 1);
+  auto dlq = q.DlqList({});
+  ASSERT_TRUE(dlq.ok());
+  ASSERT_EQ(dlq->size(), 1u);
+  EXPECT_EQ((*dlq)[0].group_id, "bob");
+  EXPECT_FALSE(q.Send(this->Msg("alice", "dead-alice"))->deduplicated);
+  EXPECT_FALSE(q.Send(this->Msg("alice", "live-alice"))->deduplicated);
+  EXPECT_TRUE(q.Send(this->Msg("bob", "dead-bob"))->deduplicated);
+}
+
 TYPED_TEST_P(StoreConformance, DeletionStatesPendingThenCompleted) {
   auto& s = this->store();
   const UserId u("alice");
@@ -1042,11 +1080,12 @@ REGISTER_TYPED_TEST_SUITE_P(
     DeleteConnectionRemovesConfigsUsingIt, CreateJobThenGetJobAndUpdateStatus,
     CreateJobDedupWritesJobButNotMessage, QueueDedupInsideAndOutsideTheWindow,
     DelayedMessagesAreNotVisibleUntilDue, PurgeUserRemovesEverythingOfThatUserOnly,
-    DeletionStatesPendingThenCompleted, CombinedReadsMatchTheSingleReads,
-    ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge, ConnectionTokensCompareAndSet,
-    CreateConnectionWithIdempotencyAndReplaceGrant, FindConnectionsByProviderUserAcrossUsers,
-    SetConnectionStatus, CursorCompareAndSet, LedgerPendingThenDone,
-    CommitSyncWritesJobStatusInTheSameTransaction, DeleteConnectionAndPurgeUserRemoveSyncState,
+    PurgeUserRemovesDeadLetteredMessagesOfThatUserOnly, DeletionStatesPendingThenCompleted,
+    CombinedReadsMatchTheSingleReads, ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge,
+    ConnectionTokensCompareAndSet, CreateConnectionWithIdempotencyAndReplaceGrant,
+    FindConnectionsByProviderUserAcrossUsers, SetConnectionStatus, CursorCompareAndSet,
+    LedgerPendingThenDone, CommitSyncWritesJobStatusInTheSameTransaction,
+    DeleteConnectionAndPurgeUserRemoveSyncState,
     CreateJobWithAnExistingIdIsAlreadyExistsAndSendsNothing,
     ScheduleNewUsersAreUnplacedOnTheirShard, AdvanceScheduleIsCompareAndSetAndDueByTime,
     ListDueUsersOrdersByNextSyncAndHonoursTheLimit,

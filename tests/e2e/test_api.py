@@ -46,7 +46,10 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(r.status, 202, r)
         self.assertTrue(r.headers.get("x-request-id"))
         job_id = r.json()["jobId"]
-        self.assertRegex(job_id, r"^job_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        # UUID version 7: the first 48 bits are the creation time in Unix milliseconds.
+        self.assertRegex(job_id, r"^job_[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+        created_ms = int(job_id[4:12] + job_id[13:17], 16)
+        self.assertLess(abs(created_ms - time.time() * 1000), 60_000, job_id)
         again = self.s.request("POST", "/v1/sync-jobs", self.job(), token=self.alice, key=key)
         self.assertEqual(again.status, 202)
         self.assertEqual(again.json()["jobId"], job_id)

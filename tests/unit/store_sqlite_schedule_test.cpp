@@ -49,11 +49,13 @@ TEST_F(SqliteScheduleMigration, ExistingUsersGetTheirShardAfterTheMigration) {
     store.Stop();
   }
   ASSERT_TRUE(std::filesystem::exists(dir_ + "/syncwell.db"));
-  // Back to the schema before the schedule migration (version 4), users kept.
+  // Back to the schema before the schedule migration (version 4, so without the later ones
+  // either), users kept.
   ExecRaw(
+      "CREATE INDEX queue_messages_by_group ON queue_messages(group_id, id); "
       "DROP INDEX users_due; ALTER TABLE users DROP COLUMN shard; "
       "ALTER TABLE users DROP COLUMN next_sync_at; ALTER TABLE users DROP COLUMN recent_slots; "
-      "DELETE FROM schema_migrations WHERE version = 4;");
+      "DELETE FROM schema_migrations WHERE version >= 4;");
 
   SqliteStore store(SqliteSettings{.data_dir = dir_}, clock_);
   ASSERT_TRUE(store.Start().ok());

@@ -584,10 +584,17 @@ Status SqliteStore::PurgeUser(const UserId& user) {
   const int64_t now = Ms(clock_.Now());
   return db_.Write([&](sqlite3* db) -> Status {
     static constexpr const char* kDeletes[] = {
+        // The group's messages: live ones by queue_messages_group_order, dead-lettered ones by
+        // queue_messages_dlq (no index on group_id alone: one index less per send).
         "DELETE FROM queue_dedup WHERE dedup_id IN "
-        "(SELECT dedup_id FROM queue_messages WHERE group_id = ?1) AND message_id IN "
-        "(SELECT id FROM queue_messages WHERE group_id = ?1)",
-        "DELETE FROM queue_messages WHERE group_id = ?1",
+        "(SELECT dedup_id FROM queue_messages WHERE group_id = ?1 AND state <> 'dlq' "
+        " UNION ALL SELECT dedup_id FROM queue_messages WHERE state = 'dlq' AND group_id = ?1) "
+        "AND message_id IN "
+        "(SELECT id FROM queue_messages WHERE group_id = ?1 AND state <> 'dlq' "
+        " UNION ALL SELECT id FROM queue_messages WHERE state = 'dlq' AND group_id = ?1)",
+        "DELETE FROM queue_messages WHERE id IN "
+        "(SELECT id FROM queue_messages WHERE group_id = ?1 AND state <> 'dlq' "
+        " UNION ALL SELECT id FROM queue_messages WHERE state = 'dlq' AND group_id = ?1)",
         "DELETE FROM sync_configs WHERE user_id = ?1",
         "DELETE FROM sync_cursors WHERE user_id = ?1",
         "DELETE FROM sync_ledger WHERE user_id = ?1",
