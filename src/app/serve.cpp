@@ -641,6 +641,7 @@ int RunServe(const config::Settings& s) {
     ss.pro_interval = s.scheduler.pro_interval;
     ss.free_interval = s.scheduler.free_interval;
     ss.batch_size = static_cast<size_t>(s.scheduler.batch_size);
+    ss.concurrency = static_cast<size_t>(s.scheduler.concurrency);
     scheduler = std::make_unique<schedule::Scheduler>(ss, store, metrics);
     schedule_runner =
         std::make_unique<ScheduleRunner>(*scheduler, housekeeper, clock, s.scheduler.tick);

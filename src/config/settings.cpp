@@ -301,6 +301,9 @@ const std::vector<Key>& Keys() {
             "scheduler.batch_size", [](const Settings& s) { return s.scheduler.batch_size; },
             [](Settings& s, int64_t v) { s.scheduler.batch_size = static_cast<int>(v); }, 1,
             100'000),
+        Int(
+            "scheduler.concurrency", [](const Settings& s) { return s.scheduler.concurrency; },
+            [](Settings& s, int64_t v) { s.scheduler.concurrency = static_cast<int>(v); }, 1, 256),
         Key{"ratelimit.limits",
             [](Settings& s, const std::string& v) -> Status {
               std::vector<std::string> out;

@@ -79,6 +79,7 @@ struct SchedulerSettings {
   std::chrono::milliseconds pro_interval{900'000};
   std::chrono::milliseconds free_interval{86'400'000};
   int batch_size = 500;  // due users read per query (a tick reads at most 20 batches per shard)
+  int concurrency = 8;   // due users processed at the same time
 };
 
 // Provider quotas (SPEC S6). Each entry "provider:scope:window:limit" (scope app|user, window a

@@ -3,8 +3,11 @@
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "core/log.hpp"
 #include "core/murmur3.hpp"
@@ -137,11 +140,53 @@ Status Scheduler::TickShard(int shard, TimePoint now, TickStats* stats) {
         stats->lag_seconds = std::max(stats->lag_seconds,
                                       std::chrono::duration<double>(now - u.next_sync_at).count());
       }
-      if (auto st = ProcessUser(u, now, stats); !st) return st;
     }
+    if (auto st = ProcessUsers(*due, now, stats); !st) return st;
     if (due->size() < settings_.batch_size) break;
   }
   return {};
+}
+
+Status Scheduler::ProcessUsers(const std::vector<store::ScheduledUser>& users, TimePoint now,
+                               TickStats* stats) {
+  const size_t threads = std::min(std::max<size_t>(settings_.concurrency, 1), users.size());
+  if (threads <= 1) {
+    for (const auto& u : users) {
+      if (auto st = ProcessUser(u, now, stats); !st) return st;
+    }
+    return {};
+  }
+  // Workers take the next user until none is left or one failed; the first error is returned
+  // once the users already started have finished (nothing is left half done: each user's steps
+  // are idempotent, and the next tick retries the rest).
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  Status first_error;
+  auto work = [&] {
+    TickStats mine;
+    while (!failed.load(std::memory_order_relaxed)) {
+      const size_t i = next.fetch_add(1);
+      if (i >= users.size()) break;
+      if (auto st = ProcessUser(users[i], now, &mine); !st) {
+        std::lock_guard lock(mu);
+        if (!failed.exchange(true)) first_error = st;
+        break;
+      }
+    }
+    std::lock_guard lock(mu);
+    stats->placed += mine.placed;
+    stats->jobs_enqueued += mine.jobs_enqueued;
+    stats->jobs_merged += mine.jobs_merged;
+    stats->jobs_coalesced += mine.jobs_coalesced;
+    stats->skipped_users += mine.skipped_users;
+  };
+  std::vector<std::thread> helpers;
+  helpers.reserve(threads - 1);
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  work();
+  for (auto& h : helpers) h.join();
+  return first_error;
 }
 
 Status Scheduler::ProcessUser(const store::ScheduledUser& u, TimePoint now, TickStats* stats) {

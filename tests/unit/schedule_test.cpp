@@ -378,6 +378,35 @@ TEST_F(SchedulerTest, StoreErrorStopsThatShardsTickAndTheNextTickRetries) {
   EXPECT_GT(Entry(UserId("pro")).next_sync_at, slot);
 }
 
+// Many due users processed at the same time (scheduler.concurrency): every user gets exactly its
+// slot's job and advances once; a write failing midway stops the tick, and the next tick makes
+// up for exactly the users that were not done -- no user gets a second job.
+TEST_F(SchedulerTest, ConcurrentUsersEachGetExactlyOneJobEvenAfterAFailure) {
+  std::vector<store::SyncConfig> cfgs;
+  for (int i = 0; i < 120; ++i) cfgs.push_back(AddUser("c" + std::to_string(i), store::Tier::kPro));
+  SchedulerSettings ss = Settings();
+  ss.concurrency = 8;
+  Scheduler s(ss, store_, metrics_);
+  EXPECT_EQ(s.Tick(AllShards(), Now()).placed, 120);
+  std::vector<TimePoint> slots;
+  for (const auto& c : cfgs) slots.push_back(Entry(c.user).next_sync_at);
+  AdvanceTo(Now() + 16min);  // every slot is due
+
+  store_.FailNextWrite(MakeError(Errc::kUnavailable, "database down"));
+  auto first = s.Tick(AllShards(), Now());
+  EXPECT_GE(first.shard_errors, 1);
+  auto second = s.Tick(AllShards(), Now());
+  EXPECT_EQ(second.shard_errors, 0);
+  EXPECT_EQ(first.jobs_enqueued + second.jobs_enqueued, 120);
+  EXPECT_EQ(first.jobs_merged + second.jobs_merged, 0);
+  EXPECT_EQ(QueuedMessages(), 120u);
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    EXPECT_TRUE(store_.GetJob(cfgs[i].user, Scheduler::SlotJobId(cfgs[i].id, slots[i])).ok());
+    EXPECT_GT(Entry(cfgs[i].user).next_sync_at, Now()) << cfgs[i].user.str();
+  }
+  EXPECT_EQ(s.Tick(AllShards(), Now()).due_users, 0);
+}
+
 TEST_F(SchedulerTest, LagAndDueUsersGauges) {
   AddUser("pro", store::Tier::kPro);
   Scheduler s(Settings(), store_, metrics_);
