@@ -642,6 +642,12 @@ int RunServe(const config::Settings& s) {
     ss.free_interval = s.scheduler.free_interval;
     ss.batch_size = static_cast<size_t>(s.scheduler.batch_size);
     ss.concurrency = static_cast<size_t>(s.scheduler.concurrency);
+    // Each of those users holds a pooled PostgreSQL connection while it runs a statement; at
+    // most half the pool, so the API and the workers of this process still get theirs.
+    if ((*backend)->pg_store) {
+      ss.concurrency = std::min(ss.concurrency,
+                                static_cast<size_t>(std::max(1, s.storage.postgres_pool_size / 2)));
+    }
     scheduler = std::make_unique<schedule::Scheduler>(ss, store, metrics);
     schedule_runner =
         std::make_unique<ScheduleRunner>(*scheduler, housekeeper, clock, s.scheduler.tick);
