@@ -98,6 +98,19 @@ class Http {
   std::unique_ptr<net::HttpClient> client_;
 };
 
+// The simulator's /_sim/stats -> data requests it answered ("<provider>.ok" counters): the HTTP
+// requests the server's connectors made, however many a connector makes per provider call.
+double SimAnswered(const Result<json::value>& stats) {
+  if (!stats || !stats->is_object()) return 0;
+  const json::value* counters = stats->get_object().if_contains("counters");
+  if (counters == nullptr || !counters->is_object()) return 0;
+  double sum = 0;
+  for (const auto& [k, v] : counters->get_object()) {
+    if (k.ends_with(".ok") && v.is_int64()) sum += static_cast<double>(v.get_int64());
+  }
+  return sum;
+}
+
 // Prometheus text -> sum of every sample of `name` whose labels contain `label_filter`.
 double MetricSum(const std::string& text, const std::string& name,
                  const std::string& label_filter = "") {
@@ -776,10 +789,11 @@ int RunDemo(const DemoOptions& o) {
     const double calls = m ? MetricSum(m->body, "syncwell_provider_calls_total") : 0;
     std::printf(
         "bench: %d jobs in %.2f s = %.1f jobs/s end to end (202 -> finished); %.0f records "
-        "written (%.1f/s); %.0f provider calls; server CPU %.2f s = %.2f ms/job; server RSS "
+        "written (%.1f/s); %.0f provider calls (%.0f HTTP requests answered by the simulator); "
+        "server CPU %.2f s = %.2f ms/job; server RSS "
         "%lld KiB (peak %lld KiB); latency %s, %d workers; posting took %.2f s\n",
         total, jobs_span, total / jobs_span, written, written / jobs_span, calls,
-        cpu_after - cpu_before, 1000 * (cpu_after - cpu_before) / total,
+        SimAnswered(stats), cpu_after - cpu_before, 1000 * (cpu_after - cpu_before) / total,
         static_cast<long long>(rss.first), static_cast<long long>(rss.second), o.latency.c_str(),
         o.workers, post_seconds);
   }
@@ -792,6 +806,7 @@ int RunDemo(const DemoOptions& o) {
     if (round2 && !set_latency(*round2)) return 1;
     std::vector<size_t> first(users.size());
     for (size_t i = 0; i < users.size(); ++i) first[i] = users[i].jobs.size();
+    const double answered0 = SimAnswered(sim.Json("GET", "/_sim/stats"));
     auto m0 = server.Call("GET", "/metrics");
     const double written0 = m0 ? MetricSum(m0->body, "syncwell_sync_records_written_total") : 0;
     const double calls0 = m0 ? MetricSum(m0->body, "syncwell_provider_calls_total") : 0;
@@ -817,10 +832,11 @@ int RunDemo(const DemoOptions& o) {
     incremental_ok = posted && failed2 == 0 && lost2 == 0 && dups2 == 0;
     std::printf(
         "bench incremental: %d jobs in %.2f s = %.1f jobs/s end to end (202 -> finished); %.0f "
-        "records written; %.0f provider calls (%.1f/job); server CPU %.2f s = %.2f ms/job; "
+        "records written; %.0f provider calls (%.1f/job; %.0f HTTP requests answered by the "
+        "simulator); server CPU %.2f s = %.2f ms/job; "
         "failed %d, lost %d, simulator duplicates %lld: %s; latency %s; posting took %.2f s\n",
         total2, span, total2 / span, written1 - written0, calls1 - calls0,
-        total2 > 0 ? (calls1 - calls0) / total2 : 0.0, cpu1 - cpu0,
+        total2 > 0 ? (calls1 - calls0) / total2 : 0.0, SimAnswered(stats2) - answered0, cpu1 - cpu0,
         total2 > 0 ? 1000 * (cpu1 - cpu0) / total2 : 0.0, failed2, lost2,
         static_cast<long long>(dups2), incremental_ok ? "HOLD" : "VIOLATED",
         o.incremental_latency.empty() ? o.latency.c_str() : o.incremental_latency.c_str(),

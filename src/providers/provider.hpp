@@ -69,6 +69,25 @@ struct RateLimitObservation {
   std::chrono::seconds reset_in{0};  // 0 = unknown
 };
 
+// Full records that a connector's FetchMetadata received anyway (Garmin, Withings and Fitbit list
+// whole records; the metadata step keeps only their metadata), kept for FetchPayloads of the same
+// job, which then answers from them without a request. One per connection of a running job
+// (sync::ConnectionSession); in memory only, dropped with the job (SPEC S13). Not thread-safe:
+// a job calls its providers from one thread.
+class FetchedRecords {
+ public:
+  static constexpr size_t kMaxRecords = 10'000;  // beyond this, FetchPayloads fetches as before
+
+  void Keep(DataType type, const Record& r);
+  // The record of every id, in the order of `ids`; nullopt when one is not kept (the caller then
+  // fetches them all, as without this cache).
+  std::optional<std::vector<Record>> Take(DataType type, const std::vector<std::string>& ids) const;
+  size_t size() const { return by_id_.size(); }
+
+ private:
+  std::map<std::pair<DataType, std::string>, Record> by_id_;
+};
+
 struct CallContext {
   std::string access_token;  // never logged
   std::string provider_user_id;
@@ -77,6 +96,7 @@ struct CallContext {
   // Called after every HTTP request a connector makes with that request's duration (a method
   // may page through many): the circuit breaker judges slow *calls*, not slow methods.
   std::function<void(std::chrono::milliseconds)> on_http_request;  // may be empty
+  FetchedRecords* fetched = nullptr;  // the job's kept records for this connection; may be null
 };
 
 // For connectors: report one finished HTTP request that was sent at `sent_at`.

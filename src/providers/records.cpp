@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <type_traits>
 
+#include "providers/provider.hpp"
+
 namespace syncwell::providers {
 
 std::string_view DataTypeName(DataType t) {
@@ -96,5 +98,26 @@ std::string Fingerprint(const Record& r) {
 std::string OriginTag(std::string_view fingerprint) { return "sw1:" + std::string(fingerprint); }
 
 bool IsOurOrigin(std::string_view origin) { return origin.substr(0, 4) == "sw1:"; }
+
+void FetchedRecords::Keep(DataType type, const Record& r) {
+  auto key = std::make_pair(type, r.meta.id);
+  if (auto it = by_id_.find(key); it != by_id_.end()) {
+    it->second = r;  // a later version in the same listing wins
+  } else if (by_id_.size() < kMaxRecords) {
+    by_id_.emplace(std::move(key), r);
+  }
+}
+
+std::optional<std::vector<Record>> FetchedRecords::Take(DataType type,
+                                                        const std::vector<std::string>& ids) const {
+  std::vector<Record> out;
+  out.reserve(ids.size());
+  for (const auto& id : ids) {
+    auto it = by_id_.find(std::make_pair(type, id));
+    if (it == by_id_.end()) return std::nullopt;
+    out.push_back(it->second);
+  }
+  return out;
+}
 
 }  // namespace syncwell::providers

@@ -12,6 +12,7 @@ providers::CallContext ConnectionSession::Context(
   ctx.access_token = access_.reveal();
   ctx.provider_user_id = conn_.provider_user_id;
   ctx.deadline = deadline;
+  ctx.fetched = &fetched_;
   return ctx;
 }
 

@@ -80,6 +80,8 @@ class ConnectionSession {
   secrets::Secret access_;
   providers::Provider* provider_;
   bool refreshed_ = false;
+  // What this connection's provider listed whole during the job (CallContext::fetched).
+  mutable providers::FetchedRecords fetched_;
 };
 
 class ConnectionSessions {

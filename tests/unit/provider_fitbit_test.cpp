@@ -652,6 +652,32 @@ TEST(FitbitConnector, FetchPayloadsGetsEachPointAndJoinsBodyFat) {
   ASSERT_FALSE(failed.ok());  // any other failure still fails the call
 }
 
+// Within one job (CallContext::fetched) the data points listed by the metadata step answer the
+// payload step: no GET per point.
+TEST(FitbitConnector, FetchPayloadsReusesThePointsTheJobsMetadataStepListed) {
+  ScriptedHttp http;
+  ManualClock clock;
+  auto p = MakeFitbitProvider(Settings(), http, clock);
+  http.Expect("GET", "/v4/users/me/dataTypes/exercise/dataPoints?", 200,
+              Fixture("exercise_list_page1.json"));
+  http.Expect("GET", "pageToken=CgwIgICAgICAgA", 200, Fixture("exercise_list_page2.json"));
+  FetchedRecords fetched;
+  CallContext ctx = Ctx();
+  ctx.fetched = &fetched;
+  auto metas = p->FetchMetadata(ctx, DataType::kWorkout, {kMar4 + kDay, kMar4 + 3 * kDay});
+  ASSERT_TRUE(metas.ok()) << metas.error().message;
+  ASSERT_EQ(metas->size(), 3u);
+  const size_t calls = http.calls.size();
+  auto recs = p->FetchPayloads(ctx, DataType::kWorkout, {"c3", "a1"});
+  ASSERT_TRUE(recs.ok()) << recs.error().message;
+  EXPECT_EQ(http.calls.size(), calls);
+  ASSERT_EQ(recs->size(), 2u);
+  EXPECT_EQ((*recs)[0].meta.id, "c3");
+  EXPECT_EQ((*recs)[0].meta.origin, "sw1:0123456789abcdef0123456789abcdef");
+  EXPECT_EQ((*recs)[1].meta.id, "a1");
+  EXPECT_TRUE(http.Done());
+}
+
 TEST(FitbitConnector, FetchPayloadsOfStepsReadsTheDays) {
   ScriptedHttp http;
   ManualClock clock{FromUnixMillis(1772605500000)};

@@ -356,6 +356,44 @@ TEST(GarminConnector, StatusesAreClassified) {
   EXPECT_EQ(p->FetchMetadata(Ctx(), DataType::kWorkout, {0, 1000}).error().code, Errc::kPermanent);
 }
 
+// Within one job (CallContext::fetched), the summaries the metadata step pulled answer the payload
+// step without a request -- the latest version of each -- and an id it never saw still walks the
+// upload windows back from now.
+TEST(GarminConnector, FetchPayloadsReusesTheSummariesTheJobsMetadataStepPulled) {
+  ScriptedHttp http;
+  ManualClock clock{FromUnixMillis(1452600000000)};
+  auto p = MakeGarminProvider(Settings(), http, clock);
+  const int64_t t0 = 1452384000000;
+  json::array updated = json::parse(Fixture("dailies.json")).as_array();
+  updated[1].as_object()["steps"] = 5000;
+  updated.erase(updated.begin());
+  http.Expect("GET", "/wellness-api/rest/dailies?", 200, Fixture("dailies.json"));
+  http.Expect("GET", "/wellness-api/rest/dailies?", 200, json::serialize(updated));
+  FetchedRecords fetched;
+  CallContext ctx = Ctx();
+  ctx.fetched = &fetched;
+  auto metas = p->FetchMetadata(ctx, DataType::kSteps, {t0, t0 + 2 * kDay});
+  ASSERT_TRUE(metas.ok()) << metas.error().message;
+  ASSERT_EQ(metas->size(), 2u);
+  EXPECT_EQ(fetched.size(), 2u);
+  const size_t calls = http.calls.size();
+
+  auto recs = p->FetchPayloads(ctx, DataType::kSteps, {"EXAMPLE_67892", "EXAMPLE_67891"});
+  ASSERT_TRUE(recs.ok()) << recs.error().message;
+  EXPECT_EQ(http.calls.size(), calls);  // no request
+  ASSERT_EQ(recs->size(), 2u);
+  EXPECT_EQ((*recs)[0].meta.id, "EXAMPLE_67892");
+  EXPECT_EQ(std::get<StepsData>((*recs)[0].data).count, 5000);  // the later upload
+  EXPECT_EQ((*recs)[1].meta.id, "EXAMPLE_67891");
+  // Another data type, or an id the metadata step did not see: fetched as without the cache.
+  http.Expect("GET", "/wellness-api/rest/activities?", 200, Fixture("activities.json"));
+  auto other = p->FetchPayloads(ctx, DataType::kWorkout, {"EXAMPLE_12345"});
+  ASSERT_TRUE(other.ok()) << other.error().message;
+  ASSERT_EQ(other->size(), 1u);
+  EXPECT_EQ(http.calls.size(), calls + 1);
+  EXPECT_TRUE(http.Done());
+}
+
 TEST(GarminConnector, FetchPayloadsWalksBackFromNowUntilFound) {
   ScriptedHttp http;
   ManualClock clock{FromUnixMillis(1452600000000)};

@@ -564,6 +564,28 @@ TEST_F(WithingsConnector, FetchPayloadsListsTheWindowAroundTheIds) {
   EXPECT_EQ(Field(http_.calls[0].body, "lastupdate"), "<absent>");
 }
 
+// Within one job (CallContext::fetched) the measures listed by the metadata step answer the
+// payload step without a second listing.
+TEST_F(WithingsConnector, FetchPayloadsReusesWhatTheJobsMetadataStepListed) {
+  http_.Expect("/measure", 200, Fixture("getmeas.json"));
+  http_.Expect("/measure", 200, R"({"status":0,"body":{"measuregrps":[],"more":0}})");
+  FetchedRecords fetched;
+  CallContext ctx = Ctx();
+  ctx.fetched = &fetched;
+  auto p = Make();
+  auto metas = p->FetchMetadata(ctx, DataType::kWeight, {0, 2'000'000'000'000});
+  ASSERT_TRUE(metas.ok()) << metas.error().message;
+  ASSERT_GE(metas->size(), 2u);
+  const size_t calls = http_.calls.size();
+  auto out = p->FetchPayloads(ctx, DataType::kWeight, {"12@1594245600", "13@1578060000"});
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(http_.calls.size(), calls);  // no second listing
+  ASSERT_EQ(out->size(), 2u);
+  EXPECT_EQ((*out)[0].meta.id, "12@1594245600");
+  EXPECT_DOUBLE_EQ(std::get<WeightData>((*out)[0].data).kg, 65.75);
+  EXPECT_EQ((*out)[1].meta.id, "13@1578060000");
+}
+
 TEST_F(WithingsConnector, FetchPayloadsUsesDatesForSleepAndLeavesOutMissingIds) {
   http_.Expect("/v2/sleep", 200, Fixture("sleep_getsummary.json"));
   auto out = Make()->FetchPayloads(Ctx(), DataType::kSleepSession,

@@ -124,7 +124,11 @@ class FitbitProvider final : public Provider {
     if (!records) return records.error();
     std::vector<RecordMeta> out;
     out.reserve(records->size());
-    for (auto& r : *records) out.push_back(std::move(r.meta));
+    for (auto& r : *records) {
+      // Data points are listed whole (steps are re-aggregated per day by FetchStepDays).
+      if (ctx.fetched && type != DataType::kSteps) ctx.fetched->Keep(type, r);
+      out.push_back(std::move(r.meta));
+    }
     return out;
   }
 
@@ -133,18 +137,26 @@ class FitbitProvider final : public Provider {
     if (ids.empty()) return std::vector<Record>{};
     if (type == DataType::kSteps) return FetchStepDays(ctx, ids);
     std::vector<Record> out;
-    out.reserve(ids.size());
-    const std::string seg(fitbit::DataTypeSegment(type));
-    for (const auto& id : ids) {
-      auto r = Get(ctx, DataPointsUrl(seg) + "/" + net::UrlEncode(id), seg + " get",
-                   /*not_found_ok=*/true);
-      if (!r) return r.error();
-      if (r->status == 404) continue;  // deleted at Fitbit since the list
-      auto obj = ParseObject(*r, seg);
-      if (!obj) return obj.error();
-      auto rec = fitbit::DecodeDataPoint(type, *obj);
-      if (!rec) return rec.error();
-      out.push_back(std::move(*rec));
+    // Listed by the same job's metadata step: no GET per data point (weights still get their
+    // body fat joined below).
+    std::optional<std::vector<Record>> kept;
+    if (ctx.fetched) kept = ctx.fetched->Take(type, ids);
+    if (kept) {
+      out = std::move(*kept);
+    } else {
+      out.reserve(ids.size());
+      const std::string seg(fitbit::DataTypeSegment(type));
+      for (const auto& id : ids) {
+        auto r = Get(ctx, DataPointsUrl(seg) + "/" + net::UrlEncode(id), seg + " get",
+                     /*not_found_ok=*/true);
+        if (!r) return r.error();
+        if (r->status == 404) continue;  // deleted at Fitbit since the list
+        auto obj = ParseObject(*r, seg);
+        if (!obj) return obj.error();
+        auto rec = fitbit::DecodeDataPoint(type, *obj);
+        if (!rec) return rec.error();
+        out.push_back(std::move(*rec));
+      }
     }
     if (type == DataType::kWeight) {
       if (auto st = JoinBodyFat(ctx, &out); !st) return st.error();

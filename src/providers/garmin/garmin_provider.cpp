@@ -129,7 +129,10 @@ class GarminProvider final : public Provider {
     }
     std::vector<RecordMeta> out;
     out.reserve(by_id.size());
-    for (auto& [id, r] : by_id) out.push_back(std::move(r.meta));
+    for (auto& [id, r] : by_id) {
+      if (ctx.fetched) ctx.fetched->Keep(type, r);  // summaries come whole: FetchPayloads reuses
+      out.push_back(std::move(r.meta));
+    }
     std::stable_sort(out.begin(), out.end(), [](const RecordMeta& a, const RecordMeta& b) {
       return a.start_ms < b.start_ms;
     });
@@ -138,6 +141,11 @@ class GarminProvider final : public Provider {
 
   Result<std::vector<Record>> FetchPayloads(const CallContext& ctx, DataType type,
                                             const std::vector<std::string>& ids) override {
+    // The same job's metadata step pulled these summaries already (the latest version in its
+    // range); only ids it did not see walk the upload windows back from now.
+    if (ctx.fetched) {
+      if (auto kept = ctx.fetched->Take(type, ids)) return std::move(*kept);
+    }
     std::set<std::string> wanted(ids.begin(), ids.end());
     std::map<std::string, Record> found;
     // Newest window first: the most recent upload of a summary is its latest version.

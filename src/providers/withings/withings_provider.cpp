@@ -142,6 +142,7 @@ class WithingsProvider final : public Provider {
     for (auto& r : *all) {
       if (!in(r.meta.start_ms) && !in(r.meta.modified_ms)) continue;
       if (!seen.insert(r.meta.id).second) continue;
+      if (ctx.fetched) ctx.fetched->Keep(type, r);  // listed whole: FetchPayloads reuses it
       out.push_back(std::move(r.meta));
     }
     std::sort(out.begin(), out.end(), [](const RecordMeta& a, const RecordMeta& b) {
@@ -154,6 +155,10 @@ class WithingsProvider final : public Provider {
                                             const std::vector<std::string>& ids) override {
     std::vector<Record> out;
     if (ids.empty()) return out;
+    // Listed by the same job's metadata step: no second listing.
+    if (ctx.fetched) {
+      if (auto kept = ctx.fetched->Take(type, ids)) return std::move(*kept);
+    }
     int64_t lo = 0, hi = 0;
     for (size_t i = 0; i < ids.size(); ++i) {
       auto s = withings::IdStartSeconds(type, ids[i]);
