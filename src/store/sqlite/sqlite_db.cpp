@@ -208,7 +208,7 @@ ALTER TABLE users ADD COLUMN recent_slots TEXT NOT NULL DEFAULT '';
 CREATE INDEX users_due ON users(shard, next_sync_at);
 )sql",
       // 5: one index less to write per message. A user purge finds the group's live messages
-      // through queue_messages_group_order and its dead-lettered ones through queue_messages_dlq.
+      // through queue_messages_group_order and its dead-lettered ones through the state index.
       R"sql(
 DROP INDEX queue_messages_by_group;
 )sql",

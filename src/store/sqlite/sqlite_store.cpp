@@ -585,7 +585,7 @@ Status SqliteStore::PurgeUser(const UserId& user) {
   return db_.Write([&](sqlite3* db) -> Status {
     static constexpr const char* kDeletes[] = {
         // The group's messages: live ones by queue_messages_group_order, dead-lettered ones by
-        // queue_messages_dlq (no index on group_id alone: one index less per send).
+        // queue_messages_by_state (no index on group_id alone: one index less per send).
         "DELETE FROM queue_dedup WHERE dedup_id IN "
         "(SELECT dedup_id FROM queue_messages WHERE group_id = ?1 AND state <> 'dlq' "
         " UNION ALL SELECT dedup_id FROM queue_messages WHERE state = 'dlq' AND group_id = ?1) "
