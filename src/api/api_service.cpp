@@ -166,7 +166,56 @@ ApiService::ApiService(ApiServiceSettings settings, store::Store& store, Authent
 ApiService::~ApiService() = default;
 
 HttpResponse ApiService::Handle(const HttpRequest& req) {
+  return Run(req, router_.Match(req.method, req.path), nullptr);
+}
+
+namespace {
+
+// Every 503 (storage down or restarting, draining, keys unavailable) tells clients when to come
+// back, whichever path produced it.
+void AddRetryAfterTo503(HttpResponse& resp) {
+  if (resp.status != 503) return;
+  for (const auto& [k, v] : resp.headers) {
+    if (k == "Retry-After") return;
+  }
+  resp.headers.emplace_back("Retry-After", "1");
+}
+
+// The shared tail of a deferred response: the layers' steps, then the server's callback.
+void FinishDeferred(ApiService::Deferral& d, HttpResponse resp,
+                    const std::function<void(HttpResponse)>& done) {
+  for (auto& step : d.finish) {
+    try {
+      step(resp);
+    } catch (const std::exception& e) {
+      log::Error("deferred response step threw", {{"what", e.what()}});
+      resp = Problem(500, code::kInternal, "internal error");
+    }
+  }
+  done(std::move(resp));
+}
+
+}  // namespace
+
+bool ApiService::TryInline(const HttpRequest& req, HttpResponse& now, DeferredResponse& later) {
+  if (!settings_.inline_intake || req.method != "POST" || !store_.SupportsAsyncWrites())
+    return false;
   RouteMatch m = router_.Match(req.method, req.path);
+  if (m.kind != RouteMatch::Kind::kFound || m.route_id != kCreateJob) return false;
+  auto d = std::make_shared<Deferral>();
+  now = Run(req, m, d.get());
+  if (d->start) {
+    later = [d](std::function<void(HttpResponse)> done) {
+      auto start = std::move(d->start);
+      start([d, done = std::move(done)](HttpResponse resp) {
+        FinishDeferred(*d, std::move(resp), done);
+      });
+    };
+  }
+  return true;
+}
+
+HttpResponse ApiService::Run(const HttpRequest& req, const RouteMatch& m, Deferral* deferral) {
   HttpResponse resp;
   if (m.kind == RouteMatch::Kind::kNoPath) {
     resp = Problem(404, code::kNotFound, "no such resource: " + req.path.substr(0, 200));
@@ -175,7 +224,7 @@ HttpResponse ApiService::Handle(const HttpRequest& req) {
     resp.headers.emplace_back("Allow", m.allow);
   } else {
     try {
-      resp = Dispatch(req, m);
+      resp = Dispatch(req, m, deferral);
     } catch (const std::exception& e) {
       // A bug, never input: log it and answer 500 without leaking internals.
       log::Error("handler threw",
@@ -184,17 +233,17 @@ HttpResponse ApiService::Handle(const HttpRequest& req) {
     }
     resp.route = m.name;
   }
-  // Every 503 (storage down or restarting, draining, keys unavailable) tells clients when to
-  // come back, whichever path produced it.
-  if (resp.status == 503) {
-    bool has = false;
-    for (const auto& [k, v] : resp.headers) has = has || k == "Retry-After";
-    if (!has) resp.headers.emplace_back("Retry-After", "1");
+  if (deferral != nullptr && deferral->start) {
+    deferral->finish.emplace_back([route = m.name](HttpResponse& r) {
+      r.route = route;
+      AddRetryAfterTo503(r);
+    });
   }
+  AddRetryAfterTo503(resp);
   return resp;
 }
 
-HttpResponse ApiService::Dispatch(const HttpRequest& req, const RouteMatch& m) {
+HttpResponse ApiService::Dispatch(const HttpRequest& req, const RouteMatch& m, Deferral* deferral) {
   switch (m.route_id) {
     case kHealthz:
       return JsonResponse(200, json::object{{"status", "ok"}});
@@ -220,11 +269,12 @@ HttpResponse ApiService::Dispatch(const HttpRequest& req, const RouteMatch& m) {
       // Authenticated by the provider's own scheme (signature / verify token), not a JWT.
       return Webhook(req, m);
     default:
-      return Authenticated(req, m);
+      return Authenticated(req, m, deferral);
   }
 }
 
-HttpResponse ApiService::Authenticated(const HttpRequest& req, const RouteMatch& m) {
+HttpResponse ApiService::Authenticated(const HttpRequest& req, const RouteMatch& m,
+                                       Deferral* deferral) {
   const std::string* authz = req.Header("authorization");
   if (!authz || authz->size() < 8 ||
       !std::equal(authz->begin(), authz->begin() + 7, "Bearer ",
@@ -254,7 +304,7 @@ HttpResponse ApiService::Authenticated(const HttpRequest& req, const RouteMatch&
       return r;
     }
   }
-  Ctx ctx{req, m, *caller, {}, {}, false};
+  Ctx ctx{req, m, *caller, {}, {}, false, false, deferral};
   HttpResponse resp;
   switch (m.route_id) {
     case kCreateJob:
@@ -311,7 +361,26 @@ HttpResponse ApiService::Authenticated(const HttpRequest& req, const RouteMatch&
       resp = Problem(404, code::kNotFound, "no such resource");
   }
   resp.user_hash = HashUserId(caller->user);
+  if (deferral != nullptr && deferral->start) {
+    deferral->finish.emplace_back([hash = resp.user_hash](HttpResponse& r) { r.user_hash = hash; });
+  }
   return resp;
+}
+
+HttpResponse ApiService::Replay(const store::IdempotencyRecord& rec,
+                                const std::string& request_hash) {
+  if (rec.request_hash != request_hash) {
+    idem_conflicts_->Inc();
+    return Problem(422, code::kIdempotencyKeyReused,
+                   "this Idempotency-Key was used for a different request");
+  }
+  idem_replays_->Inc();
+  HttpResponse r;
+  r.status = rec.status_code;
+  r.body = rec.response_body;
+  if (r.body.empty()) r.content_type.clear();
+  r.headers.emplace_back("Idempotent-Replayed", "true");
+  return r;
 }
 
 // SPEC S2 idempotency: key required; same key + same request -> the stored response; same key +
@@ -340,33 +409,21 @@ HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(C
   struct Release {
     ApiService* self;
     const std::string& slot;
+    bool armed = true;  // false once a deferred write owns the slot
     ~Release() {
+      if (!armed) return;
       std::lock_guard lock(self->inflight_mu_);
       self->inflight_.erase(slot);
     }
   } release{this, slot};
 
-  auto replay = [&](const store::IdempotencyRecord& rec) -> HttpResponse {
-    if (rec.request_hash != hash) {
-      idem_conflicts_->Inc();
-      return Problem(422, code::kIdempotencyKeyReused,
-                     "this Idempotency-Key was used for a different request");
-    }
-    idem_replays_->Inc();
-    HttpResponse r;
-    r.status = rec.status_code;
-    r.body = rec.response_body;
-    if (r.body.empty()) r.content_type.clear();
-    r.headers.emplace_back("Idempotent-Replayed", "true");
-    return r;
-  };
   const TimePoint now = clock_.Now();
   // The stored record and the deletion state in one read (one round trip on PostgreSQL).
   auto guard = store_.GetWriteGuard(ctx.caller.user, *key);
   if (!guard) return Problem(503, code::kUnavailable, "store unavailable");
   if (const auto& existing = guard->idempotency;
       existing && existing->created_at + settings_.idempotency_retention > now) {
-    return replay(*existing);
+    return Replay(*existing, hash);
   }
   if (ctx.match.route_id != kDeleteMe && guard->deletion.state == store::DeletionState::kPending) {
     return Problem(409, code::kUserDeletionPending, "this account is being deleted");
@@ -377,11 +434,25 @@ HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(C
   ctx.idem.request_hash = hash;
   ctx.idem.created_at = now;
   HttpResponse resp = mutate(ctx);
-  if (ctx.idem_collision) {
-    // The store refused our record: another process stored this key first. Replay its answer.
-    auto again = store_.GetIdempotency(ctx.caller.user, *key);
-    if (again && again->has_value()) return replay(**again);
+  // The store refused our record: another process stored this key first. Replay its answer.
+  const auto replay_collision = [this, user = ctx.caller.user, key = *key, hash](HttpResponse& r) {
+    auto again = store_.GetIdempotency(user, key);
+    if (again && again->has_value()) r = Replay(**again, hash);
+  };
+  if (ctx.deferral != nullptr && ctx.deferral->start) {
+    // The write is still to come: the slot stays taken until it has completed.
+    release.armed = false;
+    ctx.deferral->finish.emplace_back(
+        [this, slot, d = ctx.deferral, replay_collision](HttpResponse& r) {
+          {
+            std::lock_guard lock(inflight_mu_);
+            inflight_.erase(slot);
+          }
+          if (d->idem_collision) replay_collision(r);
+        });
+    return resp;
   }
+  if (ctx.idem_collision) replay_collision(resp);
   return resp;
 }
 

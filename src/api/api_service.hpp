@@ -1,17 +1,21 @@
 #pragma once
 // ApiService: the HTTP API of SPEC S2 as a plain function from HttpRequest to HttpResponse.
 //
-// Runs on the blocking handler pool (never on an I/O thread) because it calls the Store, which
-// blocks. Thread-safe: any number of requests run concurrently. Owns the idempotency in-flight
-// table (409 while the first request with a key is running) and the per-user request limiter;
-// everything durable lives in the Store. Lifecycle: constructed by src/app after the store and
-// authenticator; must outlive the HTTP server.
+// Handle runs on the blocking handler pool (never on an I/O thread) because it calls the Store,
+// which blocks. TryInline is the exception: with `inline_intake` set (embedded store, local
+// keys: nothing on the way blocks for long) it takes POST /v1/sync-jobs on the I/O thread and
+// answers it with a DeferredResponse completed by the store's group commit, so no thread waits
+// for the commit (docs/adr/0001). Thread-safe: any number of requests run concurrently. Owns the
+// idempotency in-flight table (409 while the first request with a key is running) and the per-user
+// request limiter; everything durable lives in the Store. Lifecycle: constructed by src/app after
+// the store and authenticator; must outlive the HTTP server.
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "api/authenticator.hpp"
 #include "api/http_types.hpp"
@@ -27,6 +31,9 @@ struct ApiServiceSettings {
   std::chrono::milliseconds idempotency_retention{24 * 3'600'000};
   int user_rate_per_second = 50;  // 0 = unlimited
   int user_burst = 100;
+  // TryInline takes job intake. Only when the store SupportsAsyncWrites() and its reads and the
+  // authenticator never wait on the network (src/app decides: embedded store, no JWKS URL).
+  bool inline_intake = false;
 };
 
 class ApiService {
@@ -36,6 +43,8 @@ class ApiService {
   ~ApiService();
 
   HttpResponse Handle(const HttpRequest& req);
+  // For HttpServer::InlineHandler: false = "not here, use Handle on the pool".
+  bool TryInline(const HttpRequest& req, HttpResponse& now, DeferredResponse& later);
 
   // The provider side (connections, webhooks, device uploads). Without it those routes answer
   // 503 PROVIDER_NOT_CONFIGURED. Set before serving; must outlive the service.
@@ -49,12 +58,22 @@ class ApiService {
  private:
  public:
   struct Ctx;
+  // A request whose store write was started without waiting for it (TryInline). The layers the
+  // request went through (Run, Authenticated, Idempotent) add, innermost first, what they would
+  // have done to the response after the write; `start` begins the write.
+  struct Deferral {
+    std::function<void(std::function<void(HttpResponse)>)> start;
+    std::vector<std::function<void(HttpResponse&)>> finish;
+    bool idem_collision = false;  // set by the write's completion, read by Idempotent's step
+  };
 
  private:
   class UserLimiter;
 
-  HttpResponse Dispatch(const HttpRequest& req, const RouteMatch& m);
-  HttpResponse Authenticated(const HttpRequest& req, const RouteMatch& m);
+  HttpResponse Run(const HttpRequest& req, const RouteMatch& m, Deferral* deferral);
+  HttpResponse Dispatch(const HttpRequest& req, const RouteMatch& m, Deferral* deferral);
+  HttpResponse Authenticated(const HttpRequest& req, const RouteMatch& m, Deferral* deferral);
+  HttpResponse Replay(const store::IdempotencyRecord& rec, const std::string& request_hash);
   HttpResponse Idempotent(Ctx& ctx, const std::function<HttpResponse(Ctx&)>& mutate);
 
   HttpResponse CreateJob(Ctx& ctx);

@@ -16,10 +16,14 @@ namespace json = boost::json;
 using store::IdempotencyRecord;
 
 HttpResponse StoreFailure(ApiService::Ctx& ctx, const Error& e) {
+  if (e.code == Errc::kAlreadyExists && ctx.has_idem) ctx.idem_collision = true;
+  return StoreFailure(ctx.req.request_id, e);
+}
+
+HttpResponse StoreFailure(const std::string& request_id, const Error& e) {
   if (e.code != Errc::kNotFound && e.code != Errc::kConflict && e.code != Errc::kAlreadyExists) {
-    log::Warn(
-        "store call failed",
-        {{"request_id", ctx.req.request_id}, {"code", ErrcName(e.code)}, {"error", e.message}});
+    log::Warn("store call failed",
+              {{"request_id", request_id}, {"code", ErrcName(e.code)}, {"error", e.message}});
   }
   switch (e.code) {
     case Errc::kNotFound:
@@ -27,7 +31,6 @@ HttpResponse StoreFailure(ApiService::Ctx& ctx, const Error& e) {
     case Errc::kConflict:
       return Problem(409, code::kVersionConflict, e.message);
     case Errc::kAlreadyExists:
-      if (ctx.has_idem) ctx.idem_collision = true;
       return Problem(409, code::kConflict, e.message);
     case Errc::kRetryable:
     case Errc::kUnavailable: {
@@ -36,7 +39,7 @@ HttpResponse StoreFailure(ApiService::Ctx& ctx, const Error& e) {
       return r;
     }
     default:
-      return Problem(500, code::kInternal, "storage error; request id " + ctx.req.request_id);
+      return Problem(500, code::kInternal, "storage error; request id " + request_id);
   }
 }
 
@@ -191,6 +194,29 @@ HttpResponse ApiService::CreateJob(Ctx& ctx) {
   HttpResponse resp =
       JsonResponse(202, json::object{{"jobId", job.id.str()}, {"status", "QUEUED"}});
   resp.headers.emplace_back("Location", "/v1/sync-jobs/" + job.id.str());
+  if (ctx.deferral != nullptr) {
+    // Inline intake: start the write; its completion answers (the caller holds no thread).
+    std::optional<IdempotencyRecord> idem;
+    if (const IdempotencyRecord* rec = ctx.Record(resp)) idem = *rec;
+    ctx.deferral->start = [this, job = std::move(job), msg = msg, idem = std::move(idem), resp,
+                           request_id = ctx.req.request_id,
+                           d = ctx.deferral](std::function<void(HttpResponse)> done) mutable {
+      const bool has_idem = idem.has_value();
+      store_.CreateJobAsync(std::move(job), std::move(msg), std::move(idem),
+                            [this, resp = std::move(resp), request_id = std::move(request_id), d,
+                             has_idem, done = std::move(done)](const Status& st) mutable {
+                              if (st) {
+                                jobs_accepted_->Inc();
+                                done(std::move(resp));
+                                return;
+                              }
+                              if (st.error().code == Errc::kAlreadyExists && has_idem)
+                                d->idem_collision = true;
+                              done(StoreFailure(request_id, st.error()));
+                            });
+    };
+    return resp;
+  }
   if (auto st = store_.CreateJob(job, msg, ctx.Record(resp)); !st)
     return StoreFailure(ctx, st.error());
   jobs_accepted_->Inc();

@@ -144,8 +144,19 @@ class HttpServer::Impl {
     ioc_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    // No deferred response can start now (they start on I/O threads), but those started may
+    // still complete: they post to ioc_, which must outlive them. Their work (a store write)
+    // always completes, even when the store stops.
+    for (int waited_ms = 0; deferred_.load() > 0; ++waited_ms) {
+      if (waited_ms % 5000 == 4999)
+        log::Warn("stop: waiting for deferred responses",
+                  {{"count", std::to_string(deferred_.load())}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     pool_.join();
   }
+
+  void SetInlineHandler(InlineHandler h) { inline_handler_ = std::move(h); }
 
   ~Impl() { Stop(); }
 
@@ -308,8 +319,28 @@ class HttpServer::Impl {
         resp = Problem(503, code::kUnavailable, "server overloaded, retry shortly");
         resp.headers.emplace_back("Retry-After", "1");
       } else {
-        resp = co_await asio::co_spawn(pool_.get_executor(), RunHandler(&handler_, std::move(req)),
-                                       use_awaitable);
+        HttpResponse now;
+        DeferredResponse later;
+        bool taken = false;
+        if (inline_handler_) {
+          try {
+            taken = inline_handler_(req, now, later);
+          } catch (const std::exception& e) {
+            log::Error("inline handler exception",
+                       {{"request_id", request_id}, {"what", e.what()}});
+            taken = true;
+            later = nullptr;
+            now = Problem(500, code::kInternal, "internal error");
+          }
+        }
+        if (!taken) {
+          resp = co_await asio::co_spawn(pool_.get_executor(),
+                                         RunHandler(&handler_, std::move(req)), use_awaitable);
+        } else if (later) {
+          resp = co_await AwaitDeferred(std::move(later));
+        } else {
+          resp = std::move(now);
+        }
       }
       queued_--;
       const bool keep = keep_alive && !draining_;
@@ -318,6 +349,38 @@ class HttpServer::Impl {
       state.busy = false;
       if (!ok || !keep) co_return;
     }
+  }
+
+  // Suspends the session until `later` completes; its completion (on whatever thread finished
+  // the work) posts the response back to the session's strand. No thread waits meanwhile.
+  awaitable<HttpResponse> AwaitDeferred(DeferredResponse later) {
+    // Named locals only: GCC 12 mis-destroys non-trivial temporaries inside a co_await
+    // expression (a lambda owning `later` there was destroyed twice).
+    const asio::any_io_executor ex = co_await asio::this_coro::executor;
+    DeferredResponse* const work = &later;  // the frame owns it until the response is back
+    auto initiate = [this, &ex, work](auto handler) {
+      deferred_.fetch_add(1);
+      struct Pending {
+        explicit Pending(decltype(handler) h) : resume(std::move(h)) {}
+        decltype(handler) resume;
+        std::atomic<bool> done{false};
+      };
+      auto p = std::make_shared<Pending>(std::move(handler));
+      auto finish = [this, ex, p](HttpResponse r) {
+        if (p->done.exchange(true)) return;  // a second call is a bug; ignore it
+        asio::post(ex, [p, r = std::move(r)]() mutable { p->resume(std::move(r)); });
+        deferred_.fetch_sub(1);
+      };
+      try {
+        (*work)(finish);
+      } catch (const std::exception& e) {
+        log::Error("deferred response threw", {{"what", e.what()}});
+        finish(Problem(500, code::kInternal, "internal error"));
+      }
+    };
+    HttpResponse resp = co_await asio::async_initiate<decltype(use_awaitable), void(HttpResponse)>(
+        initiate, use_awaitable);
+    co_return resp;
   }
 
   awaitable<void> RejectTooLarge(beast::tcp_stream& stream, size_t limit, unsigned version,
@@ -408,6 +471,8 @@ class HttpServer::Impl {
 
   HttpServerSettings settings_;
   Handler handler_;
+  InlineHandler inline_handler_;
+  std::atomic<int> deferred_{0};  // deferred responses started and not yet completed
   obs::Registry& metrics_;
   asio::io_context ioc_;
   asio::thread_pool pool_;
@@ -427,6 +492,9 @@ class HttpServer::Impl {
 HttpServer::HttpServer(HttpServerSettings settings, Handler handler, obs::Registry& metrics)
     : impl_(std::make_unique<Impl>(std::move(settings), std::move(handler), metrics)) {}
 HttpServer::~HttpServer() = default;
+void HttpServer::SetInlineHandler(InlineHandler handler) {
+  impl_->SetInlineHandler(std::move(handler));
+}
 Status HttpServer::Start() { return impl_->Start(); }
 uint16_t HttpServer::port() const { return impl_->port(); }
 void HttpServer::Drain(std::chrono::milliseconds timeout) { impl_->Drain(timeout); }

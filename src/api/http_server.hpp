@@ -1,13 +1,17 @@
 #pragma once
 // HttpServer: Boost.Beast HTTP/1.1 server on C++20 coroutines (the only Beast TU of the server).
 //
-// Threads: `io_threads` threads run one io_context (all socket I/O, never blocking); each request
-// is handed to a separate blocking pool of `handler_threads` threads that runs the Handler
-// (which may call the store), and the coroutine resumes on the connection's strand to write.
+// Threads: `io_threads` threads run one io_context (all socket I/O); each request is handed to a
+// separate blocking pool of `handler_threads` threads that runs the Handler (which may call the
+// store), and the coroutine resumes on the connection's strand to write. An InlineHandler, if
+// set, sees each request first on the I/O thread: it may take it (answering at once or with a
+// DeferredResponse whose completion resumes the coroutine on its strand: no pool thread, no
+// blocked thread at all) or leave it to the pool. It must do only short, non-blocking work.
 // Limits: header and body sizes (431/413), read and idle timeouts (slow clients are closed),
 // max connections and max queued requests (503 + Retry-After when exceeded).
 // Lifecycle: Start() binds and starts threads; Drain() stops accepting, closes idle keep-alive
-// connections and waits (bounded) for in-flight requests; Stop() joins everything.
+// connections and waits (bounded) for in-flight requests; Stop() waits for every deferred
+// response to have completed (they own the coroutines), then joins everything.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -38,12 +42,18 @@ struct HttpServerSettings {
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  // Returns false to leave the request to the Handler pool. When it returns true, `later` set
+  // means "answer with what it completes with", otherwise `now` is the answer.
+  using InlineHandler =
+      std::function<bool(const HttpRequest& req, HttpResponse& now, DeferredResponse& later)>;
 
   HttpServer(HttpServerSettings settings, Handler handler, obs::Registry& metrics);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
+  // Before Start().
+  void SetInlineHandler(InlineHandler handler);
   Status Start();
   uint16_t port() const;
   // Stops accepting and waits up to `timeout` for in-flight requests; then closes everything.

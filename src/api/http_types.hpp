@@ -1,6 +1,7 @@
 #pragma once
 // Transport-neutral HTTP request/response used by the router and handlers, so that only
 // http_server.cpp includes Beast (compile time) and handlers are testable without sockets.
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,5 +35,10 @@ struct HttpResponse {
   std::string route = "unmatched";  // for metrics and the access log
   std::string user_hash;            // for the access log (never the raw user id)
 };
+
+// A response a handler finishes later, without holding a thread meanwhile: calling it starts the
+// remaining work (a store write); the work calls `done` exactly once, from any thread, with the
+// final response. `done` must not block.
+using DeferredResponse = std::function<void(std::function<void(HttpResponse)> done)>;
 
 }  // namespace syncwell::api

@@ -14,6 +14,9 @@ struct ApiService::Ctx {
   store::IdempotencyRecord idem;
   bool has_idem = false;
   bool idem_collision = false;  // set when the store found the idempotency key already stored
+  // Non-null on the inline path: a handler may start its final write through it and return
+  // the response to send once that write succeeds (see ApiService::Deferral).
+  ApiService::Deferral* deferral = nullptr;
 
   const std::string& Param(const char* name) const { return match.params.at(name); }
   // The record to persist with a successful mutation: the response it will replay.
@@ -26,6 +29,8 @@ struct ApiService::Ctx {
 };
 
 HttpResponse StoreFailure(ApiService::Ctx& ctx, const Error& e);
+// The same without a Ctx (for a write's completion); does not flag an idempotency collision.
+HttpResponse StoreFailure(const std::string& request_id, const Error& e);
 // The API's view of a connection (never its tokens).
 boost::json::object ConnectionJson(const store::Connection& c);
 

@@ -450,6 +450,7 @@ int RunServe(const config::Settings& s) {
 
   // Token verification: the dev issuer in dev mode, else the configured identity provider.
   std::unique_ptr<auth::JwksSource> jwks_source;
+  bool jwks_from_url = false;
   auth::VerifierSettings vs;
   vs.algorithms = s.auth.algorithms;
   vs.leeway = std::chrono::duration_cast<std::chrono::seconds>(s.auth.leeway);
@@ -468,6 +469,7 @@ int RunServe(const config::Settings& s) {
         "provider)");
   } else {
     const bool url = s.auth.jwks.rfind("http://", 0) == 0 || s.auth.jwks.rfind("https://", 0) == 0;
+    jwks_from_url = url;
     if (url)
       jwks_source = std::make_unique<auth::HttpJwksSource>(s.auth.jwks);
     else
@@ -599,6 +601,9 @@ int RunServe(const config::Settings& s) {
   }
 
   api::ApiServiceSettings as;
+  // Intake on the I/O threads needs a store that completes writes without blocking and nothing
+  // else on the way that can wait on the network (a JWKS URL refresh would stall an I/O thread).
+  as.inline_intake = s.server.inline_intake && store.SupportsAsyncWrites() && !jwks_from_url;
   as.idempotency_retention = s.api.idempotency_retention;
   as.user_rate_per_second = s.api.user_rate_per_second;
   as.user_burst = s.api.user_burst;
@@ -627,6 +632,12 @@ int RunServe(const config::Settings& s) {
         return run_api ? service.Handle(r) : OpsOnly(r, metrics, ops_draining, s.server.role);
       },
       metrics);
+  if (run_api && as.inline_intake) {
+    server.SetInlineHandler(
+        [&](const api::HttpRequest& r, api::HttpResponse& now, api::DeferredResponse& later) {
+          return service.TryInline(r, now, later);
+        });
+  }
   if (auto st = server.Start(); !st) {
     std::cerr << "syncwell serve: " << st.error().message << "\n";
     return 1;

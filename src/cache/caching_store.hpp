@@ -122,6 +122,12 @@ class CachingStore final : public store::Store {
   // ---- pass-through ----
   Status CreateJob(const store::Job& job, const queue::OutgoingMessage& msg,
                    const store::IdempotencyRecord* idem) override;
+  bool SupportsAsyncWrites() const override { return inner_.SupportsAsyncWrites(); }
+  void CreateJobAsync(store::Job job, queue::OutgoingMessage msg,
+                      std::optional<store::IdempotencyRecord> idem,
+                      std::function<void(Status)> done) override {
+    inner_.CreateJobAsync(std::move(job), std::move(msg), std::move(idem), std::move(done));
+  }
   Result<store::Job> GetJob(const UserId& user, const JobId& id) override;
   Status UpdateJobStatus(const JobId& id, store::JobStatus status,
                          const std::string& error) override;

@@ -195,6 +195,7 @@ const std::vector<Key>& Keys() {
             [](Settings& s) -> milliseconds& { return s.server.drain_timeout; }, milliseconds(0),
             milliseconds(600'000)),
         Bool("server.access_log", [](Settings& s) -> bool& { return s.server.access_log; }),
+        Bool("server.inline_intake", [](Settings& s) -> bool& { return s.server.inline_intake; }),
         Str("server.role", [](Settings& s) -> std::string& { return s.server.role; },
             {"all", "api", "worker", "scheduler"}),
         Str("storage.data_dir", [](Settings& s) -> std::string& { return s.storage.data_dir; }),

@@ -22,6 +22,9 @@ struct ServerSettings {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds drain_timeout{15'000};
   bool access_log = true;
+  // Job intake on the I/O threads, answered by the group commit's completion (embedded store
+  // with local token keys only; elsewhere intake stays on the handler pool).
+  bool inline_intake = true;
   int max_connections = 10'000;
   std::string role = "all";
 };

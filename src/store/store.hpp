@@ -11,6 +11,7 @@
 //    If a record for (idem->user, idem->key) already exists the call fails with kAlreadyExists
 //    and changes nothing.
 //  * A successful return means the change is durable (committed; group commit allowed).
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -92,6 +93,20 @@ class Store {
                            const IdempotencyRecord* idem) = 0;
   // A message whose dedup id was seen inside the window is not enqueued again (the job row is
   // still written; SPEC S3 "accepted but not enqueued").
+  //
+  // CreateJob without blocking the caller, for adapters that say SupportsAsyncWrites(): `done`
+  // runs exactly once with what CreateJob would have returned, on a thread of the adapter's
+  // choosing (SQLite: its completer thread, after the group commit), and must not block. The
+  // default runs CreateJob on the calling thread, so it blocks like CreateJob does. The API runs
+  // intake on its I/O threads only when the adapter supports this (docs/adr/0001).
+  virtual bool SupportsAsyncWrites() const { return false; }
+  // By value: the asynchronous adapters keep them beyond the call.
+  virtual void CreateJobAsync(Job job,                                // NOLINT(*-value-param)
+                              queue::OutgoingMessage msg,             // NOLINT(*-value-param)
+                              std::optional<IdempotencyRecord> idem,  // NOLINT(*-value-param)
+                              std::function<void(Status)> done) {     // NOLINT(*-value-param)
+    done(CreateJob(job, msg, idem ? &*idem : nullptr));
+  }
   virtual Result<Job> GetJob(const UserId& user, const JobId& id) = 0;
   virtual Status UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) = 0;
 

@@ -7,7 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <future>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -295,6 +299,41 @@ TYPED_TEST_P(StoreConformance, CreateJobThenGetJobAndUpdateStatus) {
   EXPECT_EQ(got->updated_at - got->created_at, 5s);
   EXPECT_EQ(s.UpdateJobStatus(JobId("job_none"), store::JobStatus::kRunning, "").error().code,
             Errc::kNotFound);
+}
+
+// The non-blocking CreateJob: the same outcome as CreateJob, its callback called exactly once
+// (SQLite: on its completer thread after the group commit; others: the port's default).
+TYPED_TEST_P(StoreConformance, CreateJobAsyncCompletesOnceWithCreateJobsOutcome) {
+  auto& s = this->store();
+  const auto create = [&](const char* job_id, const char* msg_id,
+                          std::optional<store::IdempotencyRecord> idem) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    std::promise<Status> done;
+    auto fut = done.get_future();
+    s.CreateJobAsync(
+        this->MakeJob("alice", job_id), this->Msg("alice", msg_id), std::move(idem),
+        [calls, done = std::make_shared<std::promise<Status>>(std::move(done))](Status st) mutable {
+          if (calls->fetch_add(1) == 0) done->set_value(std::move(st));
+        });
+    Status st = fut.get();
+    EXPECT_EQ(calls->load(), 1);
+    return st;
+  };
+  auto idem = this->Idem("alice", "k-async", R"({"jobId":"job_a1","status":"QUEUED"})");
+  ASSERT_TRUE(create("job_a1", "m-a1", idem).ok());
+  auto got = s.GetJob(UserId("alice"), JobId("job_a1"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->status, store::JobStatus::kQueued);
+  ASSERT_TRUE(s.GetIdempotency(UserId("alice"), "k-async")->has_value());
+  EXPECT_EQ(this->queue().Stats()->enqueued_total, 1);
+  // The key taken: kAlreadyExists, nothing written.
+  EXPECT_EQ(create("job_a2", "m-a2", idem).error().code, Errc::kAlreadyExists);
+  EXPECT_EQ(s.GetJob(UserId("alice"), JobId("job_a2")).error().code, Errc::kNotFound);
+  EXPECT_EQ(this->queue().Stats()->enqueued_total, 1);
+  // Without a record it still writes job and message together.
+  ASSERT_TRUE(create("job_a3", "m-a3", std::nullopt).ok());
+  EXPECT_TRUE(s.GetJob(UserId("alice"), JobId("job_a3")).ok());
+  EXPECT_EQ(this->queue().Stats()->enqueued_total, 2);
 }
 
 TYPED_TEST_P(StoreConformance, CreateJobDedupWritesJobButNotMessage) {
@@ -1078,14 +1117,14 @@ REGISTER_TYPED_TEST_SUITE_P(
     ReadsAreScopedByUser, DuplicateIdsAreRejected, IdempotencyRecordIsWrittenWithTheChange,
     FailedChangeWritesNoIdempotencyRecord, SyncConfigOptimisticVersions,
     DeleteConnectionRemovesConfigsUsingIt, CreateJobThenGetJobAndUpdateStatus,
-    CreateJobDedupWritesJobButNotMessage, QueueDedupInsideAndOutsideTheWindow,
-    DelayedMessagesAreNotVisibleUntilDue, PurgeUserRemovesEverythingOfThatUserOnly,
-    PurgeUserRemovesDeadLetteredMessagesOfThatUserOnly, DeletionStatesPendingThenCompleted,
-    CombinedReadsMatchTheSingleReads, ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge,
-    ConnectionTokensCompareAndSet, CreateConnectionWithIdempotencyAndReplaceGrant,
-    FindConnectionsByProviderUserAcrossUsers, SetConnectionStatus, CursorCompareAndSet,
-    LedgerPendingThenDone, CommitSyncWritesJobStatusInTheSameTransaction,
-    DeleteConnectionAndPurgeUserRemoveSyncState,
+    CreateJobDedupWritesJobButNotMessage, CreateJobAsyncCompletesOnceWithCreateJobsOutcome,
+    QueueDedupInsideAndOutsideTheWindow, DelayedMessagesAreNotVisibleUntilDue,
+    PurgeUserRemovesEverythingOfThatUserOnly, PurgeUserRemovesDeadLetteredMessagesOfThatUserOnly,
+    DeletionStatesPendingThenCompleted, CombinedReadsMatchTheSingleReads,
+    ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge, ConnectionTokensCompareAndSet,
+    CreateConnectionWithIdempotencyAndReplaceGrant, FindConnectionsByProviderUserAcrossUsers,
+    SetConnectionStatus, CursorCompareAndSet, LedgerPendingThenDone,
+    CommitSyncWritesJobStatusInTheSameTransaction, DeleteConnectionAndPurgeUserRemoveSyncState,
     CreateJobWithAnExistingIdIsAlreadyExistsAndSendsNothing,
     ScheduleNewUsersAreUnplacedOnTheirShard, AdvanceScheduleIsCompareAndSetAndDueByTime,
     ListDueUsersOrdersByNextSyncAndHonoursTheLimit,

@@ -5,7 +5,9 @@
 // For unit tests of handlers. Thread-safe: one mutex guards the store part, so each method is
 // one atomic "transaction" (the queue has its own lock, taken inside). Header-only.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -312,6 +314,32 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
       return {};
     });
   }
+  // For tests of the API's inline intake: with async writes on, CreateJobAsync parks the write
+  // until RunParkedWrites() runs the parked ones, in order, on the calling thread.
+  void SetAsyncWrites(bool on) { async_writes_ = on; }
+  bool SupportsAsyncWrites() const override { return async_writes_; }
+  void CreateJobAsync(store::Job job, queue::OutgoingMessage msg,
+                      std::optional<store::IdempotencyRecord> idem,
+                      std::function<void(Status)> done) override {
+    if (!async_writes_) {
+      Store::CreateJobAsync(std::move(job), std::move(msg), std::move(idem), std::move(done));
+      return;
+    }
+    std::lock_guard lock(parked_mu_);
+    parked_.push_back(
+        [this, job = std::move(job), msg = std::move(msg), idem = std::move(idem),
+         done = std::move(done)] { done(CreateJob(job, msg, idem ? &*idem : nullptr)); });
+  }
+  size_t RunParkedWrites() {
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard lock(parked_mu_);
+      run.swap(parked_);
+    }
+    for (auto& w : run) w();
+    return run.size();
+  }
+
   Result<store::Job> GetJob(const UserId& user, const JobId& id) override {
     std::lock_guard lock(mu_);
     auto it = jobs_.find(id);
@@ -652,6 +680,9 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
   const std::chrono::hours idem_retention_;
 
   mutable std::mutex mu_;
+  std::atomic<bool> async_writes_{false};
+  std::mutex parked_mu_;
+  std::vector<std::function<void()>> parked_;
   std::optional<Error> fail_next_;
   std::map<UserId, store::User> users_;
   std::map<ConnectionId, store::Connection> connections_;

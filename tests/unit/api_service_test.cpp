@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <memory>
+#include <optional>
 
 #include "fakes/in_memory_store.hpp"
 
@@ -53,6 +55,12 @@ class ApiServiceTest : public ::testing::Test {
                     const std::string& body = "", const std::string& user = "alice:FREE",
                     std::string key = "auto",
                     std::vector<std::pair<std::string, std::string>> extra = {}) {
+    return service_.Handle(Request(method, path, body, user, std::move(key), std::move(extra)));
+  }
+  HttpRequest Request(const std::string& method, const std::string& path,
+                      const std::string& body = "", const std::string& user = "alice:FREE",
+                      std::string key = "auto",
+                      std::vector<std::pair<std::string, std::string>> extra = {}) {
     HttpRequest r;
     r.method = method;
     r.path = path;
@@ -63,7 +71,7 @@ class ApiServiceTest : public ::testing::Test {
     if (key == "auto") key = "k" + std::to_string(++seq_);
     if (!key.empty()) r.headers.emplace_back("idempotency-key", key);
     for (auto& h : extra) r.headers.push_back(h);
-    return service_.Handle(r);
+    return r;
   }
   static std::string Code(const HttpResponse& r) {
     auto v = json::parse(r.body);
@@ -318,6 +326,141 @@ TEST_F(ApiServiceTest, StoreFailureWritesNoIdempotencyRecord) {
   EXPECT_EQ(r.status, 503);
   // The retry with the same key executes (nothing was recorded) and succeeds.
   EXPECT_EQ(Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "retry-me").status, 202);
+  EXPECT_EQ(Messages(), 1u);
+}
+
+// ---- inline intake (TryInline): POST /v1/sync-jobs answered by the write's completion ----
+
+class ApiServiceInlineTest : public ApiServiceTest {
+ protected:
+  ApiServiceInlineTest()
+      : inline_(InlineSettings(), store_, auth_, clock_, metrics_, "{\"openapi\":\"3.0.3\"}") {
+    store_.SetAsyncWrites(true);
+  }
+  static ApiServiceSettings InlineSettings() {
+    ApiServiceSettings s = Settings();
+    s.inline_intake = true;
+    return s;
+  }
+  struct Outcome {
+    bool taken = false;
+    HttpResponse now;
+    DeferredResponse later;
+  };
+  Outcome Try(const HttpRequest& r) {
+    Outcome o;
+    o.taken = inline_.TryInline(r, o.now, o.later);
+    return o;
+  }
+  // Starts the deferred write; the answer exists once the store ran the parked write.
+  std::shared_ptr<std::optional<HttpResponse>> Start(Outcome& o) {
+    auto out = std::make_shared<std::optional<HttpResponse>>();
+    o.later([out](HttpResponse r) { *out = std::move(r); });
+    return out;
+  }
+  static bool HasHeader(const HttpResponse& r, const std::string& name) {
+    return std::any_of(r.headers.begin(), r.headers.end(),
+                       [&](const auto& h) { return h.first == name; });
+  }
+
+  ApiService inline_;
+};
+
+TEST_F(ApiServiceInlineTest, AnswersOnlyOnceTheWriteCompletedAndHoldsTheKeyMeanwhile) {
+  auto o = Try(Request("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-inline"));
+  ASSERT_TRUE(o.taken);
+  ASSERT_TRUE(o.later) << o.now.status << " " << o.now.body;
+  auto answer = Start(o);
+  EXPECT_FALSE(answer->has_value());
+  EXPECT_EQ(Messages(), 0u);
+  // The same key while the write is pending: 409 in progress (the slot is held by the write).
+  auto busy = Try(Request("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-inline"));
+  ASSERT_TRUE(busy.taken);
+  EXPECT_FALSE(busy.later);
+  EXPECT_EQ(busy.now.status, 409);
+  EXPECT_EQ(Code(busy.now), "IDEMPOTENCY_REQUEST_IN_PROGRESS");
+
+  EXPECT_EQ(store_.RunParkedWrites(), 1u);
+  ASSERT_TRUE(answer->has_value());
+  const HttpResponse& r = **answer;
+  EXPECT_EQ(r.status, 202) << r.body;
+  EXPECT_EQ(r.route, "POST /v1/sync-jobs");
+  EXPECT_FALSE(r.user_hash.empty());
+  EXPECT_TRUE(HasHeader(r, "Location"));
+  EXPECT_EQ(Messages(), 1u);
+  EXPECT_EQ(Metric("syncwell_sync_jobs_accepted_total"), 1u);
+
+  // Now a replay, answered at once; the job is the same.
+  auto again = Try(Request("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-inline"));
+  ASSERT_TRUE(again.taken);
+  EXPECT_FALSE(again.later);
+  EXPECT_EQ(again.now.status, 202);
+  EXPECT_EQ(again.now.body, r.body);
+  EXPECT_TRUE(HasHeader(again.now, "Idempotent-Replayed"));
+  EXPECT_EQ(Messages(), 1u);
+}
+
+TEST_F(ApiServiceInlineTest, OnlyJobIntakeIsTakenAndOnlyWithAnAsyncStore) {
+  EXPECT_FALSE(Try(Request("GET", "/v1/connections")).taken);
+  EXPECT_FALSE(Try(Request("POST", "/v1/sync-configs", "{}")).taken);
+  EXPECT_FALSE(Try(Request("GET", "/v1/sync-jobs/job_x")).taken);
+  store_.SetAsyncWrites(false);
+  EXPECT_FALSE(Try(Request("POST", "/v1/sync-jobs", kJob)).taken);
+  store_.SetAsyncWrites(true);
+  ApiService off(Settings(), store_, auth_, clock_, metrics_, "{}");
+  HttpResponse now;
+  DeferredResponse later;
+  EXPECT_FALSE(off.TryInline(Request("POST", "/v1/sync-jobs", kJob), now, later));
+}
+
+TEST_F(ApiServiceInlineTest, BadInputIsAnsweredAtOnceAndWritesNothing) {
+  for (const std::string body : {std::string("{"), std::string(R"({"dataType":"workout"})"),
+                                 std::string(kJob).replace(0, 1, "[")}) {
+    auto o = Try(Request("POST", "/v1/sync-jobs", body));
+    ASSERT_TRUE(o.taken);
+    EXPECT_FALSE(o.later);
+    EXPECT_GE(o.now.status, 400);
+    EXPECT_LT(o.now.status, 500);
+    EXPECT_EQ(o.now.route, "POST /v1/sync-jobs");
+  }
+  auto unauth = Try(Request("POST", "/v1/sync-jobs", kJob, ""));
+  ASSERT_TRUE(unauth.taken);
+  EXPECT_EQ(unauth.now.status, 401);
+  EXPECT_EQ(store_.RunParkedWrites(), 0u);
+  EXPECT_EQ(Messages(), 0u);
+}
+
+TEST_F(ApiServiceInlineTest, AFailedWriteAnswers503WithRetryAfterAndFreesTheKey) {
+  store_.FailNextWrite(MakeError(Errc::kUnavailable, "disk gone"));
+  auto o = Try(Request("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-fail"));
+  ASSERT_TRUE(o.later);
+  auto answer = Start(o);
+  store_.RunParkedWrites();
+  ASSERT_TRUE(answer->has_value());
+  EXPECT_EQ((*answer)->status, 503);
+  EXPECT_TRUE(HasHeader(**answer, "Retry-After"));
+  EXPECT_EQ((*answer)->route, "POST /v1/sync-jobs");
+  // Nothing recorded: the retry runs and succeeds.
+  auto retry = Try(Request("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-fail"));
+  ASSERT_TRUE(retry.later);
+  auto ok = Start(retry);
+  store_.RunParkedWrites();
+  EXPECT_EQ((*ok)->status, 202);
+  EXPECT_EQ(Messages(), 1u);
+}
+
+TEST_F(ApiServiceInlineTest, AKeyStoredMeanwhileByAnotherProcessIsReplayed) {
+  auto o = Try(Request("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-race"));
+  ASSERT_TRUE(o.later);
+  auto answer = Start(o);
+  // Another API process (its own in-flight table) takes the same key while ours is parked.
+  auto other = Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-race");
+  ASSERT_EQ(other.status, 202);
+  store_.RunParkedWrites();
+  ASSERT_TRUE(answer->has_value());
+  EXPECT_EQ((*answer)->status, 202);
+  EXPECT_EQ((*answer)->body, other.body);  // the stored answer, not a second job
+  EXPECT_TRUE(HasHeader(**answer, "Idempotent-Replayed"));
   EXPECT_EQ(Messages(), 1u);
 }
 

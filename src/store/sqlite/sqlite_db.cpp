@@ -706,19 +706,42 @@ void SqliteDb::CloseAll() {
   writer_conn_ = nullptr;
 }
 
-std::future<Status> SqliteDb::SubmitWrite(WriteFn fn) {
-  Op op{std::move(fn), {}};
-  auto fut = op.done.get_future();
+void SqliteDb::Op::Finish(Status st) {
+  if (!on_done) {
+    done.set_value(std::move(st));
+    return;
+  }
+  try {
+    on_done(std::move(st));
+  } catch (const std::exception& e) {
+    log::Error("sqlite write callback threw", {{"what", e.what()}});
+  } catch (...) {
+    log::Error("sqlite write callback threw");
+  }
+}
+
+void SqliteDb::Enqueue(Op op) {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (!accepting_) {
-      op.done.set_value(MakeError(Errc::kUnavailable, "sqlite store is not running"));
-      return fut;
+      lock.unlock();
+      op.Finish(MakeError(Errc::kUnavailable, "sqlite store is not running"));
+      return;
     }
     queue_.push_back(std::move(op));
   }
   cv_.notify_one();
+}
+
+std::future<Status> SqliteDb::SubmitWrite(WriteFn fn) {
+  Op op{std::move(fn), {}, {}};
+  auto fut = op.done.get_future();
+  Enqueue(std::move(op));
   return fut;
+}
+
+void SqliteDb::SubmitWrite(WriteFn fn, DoneFn on_done) {
+  Enqueue(Op{std::move(fn), {}, std::move(on_done)});
 }
 
 Status SqliteDb::Write(WriteFn fn) { return SubmitWrite(std::move(fn)).get(); }
@@ -764,7 +787,7 @@ void SqliteDb::CompleterLoop() {
       f = std::move(finished_.front());
       finished_.pop_front();
     }
-    for (size_t i = 0; i < f.ops.size(); ++i) f.ops[i].done.set_value(std::move(f.results[i]));
+    for (size_t i = 0; i < f.ops.size(); ++i) f.ops[i].Finish(std::move(f.results[i]));
   }
 }
 

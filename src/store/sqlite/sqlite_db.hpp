@@ -134,6 +134,11 @@ class SqliteDb {
   Status Write(WriteFn fn);
   // Same without blocking; the future completes after the batch's COMMIT.
   std::future<Status> SubmitWrite(WriteFn fn);
+  // Same with a callback instead of a future: `on_done` runs exactly once, on the completer
+  // thread after the batch's COMMIT (or at once on the calling thread if the store is not
+  // running). It must be short and must not block: it delays every later batch's answers.
+  using DoneFn = std::function<void(Status)>;
+  void SubmitWrite(WriteFn fn, DoneFn on_done);
 
   // Runs `fn(sqlite3*)` on a leased read connection. `fn` must not keep the connection.
   template <class F>
@@ -174,8 +179,11 @@ class SqliteDb {
  private:
   struct Op {
     WriteFn fn;
-    std::promise<Status> done;
+    std::promise<Status> done;  // used when on_done is empty
+    DoneFn on_done;
+    void Finish(Status st);
   };
+  void Enqueue(Op op);
 
   Status OpenConnection(sqlite3** out, bool writer);
   Status Migrate();

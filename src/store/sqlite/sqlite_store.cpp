@@ -100,34 +100,38 @@ void SqliteStore::Stop() { db_.Stop(); }
 
 Status SqliteStore::WriteWithIdem(const IdempotencyRecord* idem,
                                   std::function<Status(sqlite3*)> change) {
-  if (idem == nullptr) return db_.Write(std::move(change));
+  return db_.Write(WithIdem(idem, std::move(change)));
+}
+
+SqliteDb::WriteFn SqliteStore::WithIdem(const IdempotencyRecord* idem,
+                                        SqliteDb::WriteFn change) const {
+  if (idem == nullptr) return change;
   const TimePoint now = clock_.Now();
   const int64_t cutoff = Ms(now - db_.settings().idempotency_retention);
   IdempotencyRecord rec = *idem;
   rec.created_at = OrNow(rec.created_at, now);
-  return db_.Write(
-      [rec = std::move(rec), cutoff, change = std::move(change)](sqlite3* db) -> Status {
-        // The record goes first: an existing (unexpired) key changes nothing. A record past the
-        // retention is replaced, as if it had been purged already.
-        Stmt ins(db,
-                 "INSERT INTO idempotency(user_id, key, request_hash, status_code, response_body, "
-                 "created_at) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, key) DO UPDATE SET "
-                 "request_hash = excluded.request_hash, status_code = excluded.status_code, "
-                 "response_body = excluded.response_body, created_at = excluded.created_at "
-                 "WHERE idempotency.created_at < ?");
-        ins.Bind(1, rec.user.str())
-            .Bind(2, rec.key)
-            .Bind(3, rec.request_hash)
-            .Bind(4, static_cast<int64_t>(rec.status_code))
-            .Bind(5, rec.response_body)
-            .Bind(6, Ms(rec.created_at))
-            .Bind(7, cutoff);
-        if (Status st = ins.Exec(); !st.ok()) return st;
-        if (sqlite3_changes(db) == 0) {
-          return MakeError(Errc::kAlreadyExists, "idempotency key already used: " + rec.key);
-        }
-        return change(db);  // on failure the savepoint rolls the record back too
-      });
+  return [rec = std::move(rec), cutoff, change = std::move(change)](sqlite3* db) -> Status {
+    // The record goes first: an existing (unexpired) key changes nothing. A record past the
+    // retention is replaced, as if it had been purged already.
+    Stmt ins(db,
+             "INSERT INTO idempotency(user_id, key, request_hash, status_code, response_body, "
+             "created_at) VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(user_id, key) DO UPDATE SET "
+             "request_hash = excluded.request_hash, status_code = excluded.status_code, "
+             "response_body = excluded.response_body, created_at = excluded.created_at "
+             "WHERE idempotency.created_at < ?");
+    ins.Bind(1, rec.user.str())
+        .Bind(2, rec.key)
+        .Bind(3, rec.request_hash)
+        .Bind(4, static_cast<int64_t>(rec.status_code))
+        .Bind(5, rec.response_body)
+        .Bind(6, Ms(rec.created_at))
+        .Bind(7, cutoff);
+    if (Status st = ins.Exec(); !st.ok()) return st;
+    if (sqlite3_changes(db) == 0) {
+      return MakeError(Errc::kAlreadyExists, "idempotency key already used: " + rec.key);
+    }
+    return change(db);  // on failure the savepoint rolls the record back too
+  };
 }
 
 // ---- users ----
@@ -443,32 +447,46 @@ Status SqliteStore::DeleteSyncConfig(const UserId& user, const SyncConfigId& id,
 
 Status SqliteStore::CreateJob(const Job& job, const queue::OutgoingMessage& msg,
                               const IdempotencyRecord* idem) {
+  return db_.Write(CreateJobFn(job, msg, idem));
+}
+
+void SqliteStore::CreateJobAsync(Job job, queue::OutgoingMessage msg,
+                                 std::optional<IdempotencyRecord> idem,
+                                 std::function<void(Status)> done) {
+  db_.SubmitWrite(CreateJobFn(std::move(job), std::move(msg), idem ? &*idem : nullptr),
+                  std::move(done));
+}
+
+SqliteDb::WriteFn SqliteStore::CreateJobFn(Job job, queue::OutgoingMessage msg,
+                                           const IdempotencyRecord* idem) const {
   const TimePoint now = clock_.Now();
   const auto window = db_.settings().dedup_window;
-  return WriteWithIdem(idem, [&](sqlite3* db) -> Status {
-    Stmt s(db,
-           "INSERT INTO jobs(id, user_id, source_id, destination_id, data_type, mode, priority, "
-           "start_date, end_date, status, error, created_at, updated_at, summary) "
-           "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    s.Bind(1, job.id.str())
-        .Bind(2, job.user.str())
-        .Bind(3, job.source.str())
-        .Bind(4, job.destination.str())
-        .Bind(5, job.data_type)
-        .Bind(6, job.mode)
-        .Bind(7, job.priority)
-        .Bind(8, job.start_date)
-        .Bind(9, job.end_date)
-        .Bind(10, JobStatusName(job.status))
-        .Bind(11, job.error)
-        .Bind(12, Ms(OrNow(job.created_at, now)))
-        .Bind(13, Ms(OrNow(job.updated_at, now)))
-        .Bind(14, job.summary);
-    if (Status st = s.Exec(); !st.ok()) return st;
-    auto sent = SqliteQueueSendInTx(db, msg, now, window);
-    if (!sent.ok()) return sent.error();
-    return {};
-  });
+  return WithIdem(
+      idem, [job = std::move(job), msg = std::move(msg), now, window](sqlite3* db) -> Status {
+        Stmt s(
+            db,
+            "INSERT INTO jobs(id, user_id, source_id, destination_id, data_type, mode, priority, "
+            "start_date, end_date, status, error, created_at, updated_at, summary) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        s.Bind(1, job.id.str())
+            .Bind(2, job.user.str())
+            .Bind(3, job.source.str())
+            .Bind(4, job.destination.str())
+            .Bind(5, job.data_type)
+            .Bind(6, job.mode)
+            .Bind(7, job.priority)
+            .Bind(8, job.start_date)
+            .Bind(9, job.end_date)
+            .Bind(10, JobStatusName(job.status))
+            .Bind(11, job.error)
+            .Bind(12, Ms(OrNow(job.created_at, now)))
+            .Bind(13, Ms(OrNow(job.updated_at, now)))
+            .Bind(14, job.summary);
+        if (Status st = s.Exec(); !st.ok()) return st;
+        auto sent = SqliteQueueSendInTx(db, msg, now, window);
+        if (!sent.ok()) return sent.error();
+        return {};
+      });
 }
 
 Result<Job> SqliteStore::GetJob(const UserId& user, const JobId& id) {

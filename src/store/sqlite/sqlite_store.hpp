@@ -65,6 +65,10 @@ class SqliteStore final : public Store {
 
   Status CreateJob(const Job& job, const queue::OutgoingMessage& msg,
                    const IdempotencyRecord* idem) override;
+  // The writer's completer thread runs `done` after the group commit.
+  bool SupportsAsyncWrites() const override { return true; }
+  void CreateJobAsync(Job job, queue::OutgoingMessage msg, std::optional<IdempotencyRecord> idem,
+                      std::function<void(Status)> done) override;
   Result<Job> GetJob(const UserId& user, const JobId& id) override;
   Status UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) override;
 
@@ -100,6 +104,11 @@ class SqliteStore final : public Store {
  private:
   // Runs `change` in one write closure preceded by the idempotency insert (if idem != nullptr).
   Status WriteWithIdem(const IdempotencyRecord* idem, std::function<Status(sqlite3*)> change);
+  // The closure WriteWithIdem runs: `change` after the idempotency insert, if any.
+  SqliteDb::WriteFn WithIdem(const IdempotencyRecord* idem, SqliteDb::WriteFn change) const;
+  // CreateJob's closure; owns copies of its inputs.
+  SqliteDb::WriteFn CreateJobFn(Job job, queue::OutgoingMessage msg,
+                                const IdempotencyRecord* idem) const;
 
   SqliteDb db_;
   const Clock& clock_;
