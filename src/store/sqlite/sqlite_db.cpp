@@ -585,7 +585,8 @@ void SqliteDb::CheckpointerLoop() {
       if (ckpt_stop_) return;
       ckpt_wanted_ = false;
     }
-    // Passes until what is left for the writer is small: each pass copies only the frames
+    // Passes until what is left for the writer is small (at most 256 frames, so its share, done
+    // while requests wait, stays short): each pass copies only the frames
     // committed since the previous one (a few thousand while a 16k-frame pass runs), then
     // flushes what it copied. SQLite syncs the main file only in a checkpoint that reaches the
     // end of the WAL, i.e. the writer's; without this flush the writer's fsync had to write back
@@ -606,7 +607,7 @@ void SqliteDb::CheckpointerLoop() {
       }
       bg_checkpoints_.fetch_add(1);
       const int64_t left = wal_frames_.load(std::memory_order_relaxed) - done_frames;
-      if (left <= settings_.wal_checkpoint_frames / 64) break;
+      if (left <= std::min<int64_t>(settings_.wal_checkpoint_frames / 64, 256)) break;
     }
     bg_state_.store(kBgDone);  // also after a failure: the writer's own checkpoint decides
   }

@@ -53,8 +53,11 @@ struct SqliteSettings {
   // commit has answered its callers, instead of inside the commit (SQLite's autocheckpoint),
   // which stalled every request of that batch. It must be the writer: a checkpoint running beside
   // a writer that keeps committing never catches up, so the WAL never restarts and grows without
-  // bound (measured: 250 MB for 20k jobs).
-  int64_t wal_checkpoint_frames = 16000;
+  // bound (measured: 250 MB for 20k jobs). 64,000 frames (~64 MiB of WAL with 1 KiB pages, at
+  // most twice that): a hot page is copied back once per checkpoint, so fewer checkpoints copy
+  // fewer pages in all (measured against 16,000: checkpointer CPU per job halved, intake
+  // saturation +5-25%; BENCHMARKS.md, session 9).
+  int64_t wal_checkpoint_frames = 64000;
   // The bulk of a checkpoint (copying WAL pages back, fsyncing the main file) runs on a
   // background CHECKPOINTER thread with its own connection; the writer then copies only the frames
   // committed since that pass, which lets the WAL restart. Measured: the writer spent ~30% of its
