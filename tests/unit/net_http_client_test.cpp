@@ -5,7 +5,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "api/http_server.hpp"
@@ -261,6 +264,160 @@ TEST_F(NetHttpClientTest, ConcurrentCallsFromEightThreads) {
   EXPECT_EQ(ok.load(), kThreads * kCalls);
   // Connections are pooled: never more than one per concurrent caller.
   EXPECT_LE(Connections(), static_cast<uint64_t>(kThreads));
+}
+
+// ---- api::HttpServer's inline handler and deferred responses (the inline job intake) ----
+// The inline handler answers /inline/now at once, throws on /inline/throw, defers
+// /inline/later/<tag> to a completer thread of the test (which can be held), and leaves every
+// other path to the pool handler above.
+class HttpServerInlineTest : public NetHttpClientTest {
+ protected:
+  void StartInline() {
+    api::HttpServerSettings s;
+    s.host = "127.0.0.1";
+    s.port = 0;
+    s.io_threads = 2;
+    s.handler_threads = 4;
+    s.access_log = false;
+    server_ = std::make_unique<api::HttpServer>(
+        s, [this](const api::HttpRequest& r) { return Handle(r); }, metrics_);
+    server_->SetInlineHandler(
+        [this](const api::HttpRequest& r, api::HttpResponse& now, api::DeferredResponse& later) {
+          if (r.path == "/inline/now") {
+            now.content_type = "text/plain";
+            now.body = "now";
+            return true;
+          }
+          if (r.path == "/inline/throw") throw std::runtime_error("boom");
+          if (r.path.rfind("/inline/later/", 0) != 0) return false;
+          later = [this, tag = r.path.substr(14)](std::function<void(api::HttpResponse)> done) {
+            std::lock_guard lock(q_mu_);
+            pending_.push_back([tag, done = std::move(done)] {
+              api::HttpResponse resp;
+              resp.content_type = "text/plain";
+              resp.body = "later " + tag;
+              done(std::move(resp));
+            });
+            q_cv_.notify_all();
+          };
+          return true;
+        });
+    ASSERT_TRUE(server_->Start().ok());
+    completer_ = std::thread([this] {
+      std::unique_lock lock(q_mu_);
+      for (;;) {
+        q_cv_.wait(lock, [this] { return stop_completer_ || (!hold_ && !pending_.empty()); });
+        if (pending_.empty() || hold_) return;  // stopping
+        auto work = std::move(pending_.front());
+        pending_.pop_front();
+        lock.unlock();
+        work();  // from this thread, as the SQLite completer would
+        lock.lock();
+      }
+    });
+  }
+  void SetHold(bool hold) {
+    {
+      std::lock_guard lock(q_mu_);
+      hold_ = hold;
+    }
+    q_cv_.notify_all();
+  }
+  size_t Pending() {
+    std::lock_guard lock(q_mu_);
+    return pending_.size();
+  }
+  void TearDown() override {
+    SetHold(false);
+    NetHttpClientTest::TearDown();  // Stop() waits for every deferred response to complete
+    {
+      std::lock_guard lock(q_mu_);
+      stop_completer_ = true;
+    }
+    q_cv_.notify_all();
+    if (completer_.joinable()) completer_.join();
+  }
+
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::deque<std::function<void()>> pending_;
+  bool hold_ = false;
+  bool stop_completer_ = false;
+  std::thread completer_;
+};
+
+TEST_F(HttpServerInlineTest, DeferredResponsesReachTheirOwnRequestsUnderConcurrency) {
+  StartInline();
+  auto client = MakeHttpClient();
+  constexpr int kThreads = 8, kCalls = 30;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        HttpCall c;
+        const std::string tag = std::to_string(t) + "-" + std::to_string(i);
+        c.method = "POST";
+        c.url = Url("/inline/later/" + tag);
+        auto r = client->Send(c);
+        if (r.ok() && r->status == 200 && r->body == "later " + tag) ++ok;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kCalls);
+  EXPECT_EQ(requests_.load(), 0);  // the pool handler never ran
+}
+
+TEST_F(HttpServerInlineTest, ImmediateAnswersFallThroughAndExceptions) {
+  StartInline();
+  auto client = MakeHttpClient();
+  HttpCall c;
+  c.url = Url("/inline/now");
+  auto r = client->Send(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->body, "now");
+  c.url = Url("/echo");  // not taken inline: the pool handler answers
+  r = client->Send(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(requests_.load(), 1);
+  c.url = Url("/inline/throw");
+  r = client->Send(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 500);
+  // The connection still serves deferred requests afterwards.
+  c.url = Url("/inline/later/x");
+  r = client->Send(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->body, "later x");
+}
+
+TEST_F(HttpServerInlineTest, StopWaitsForADeferredResponseStillPending) {
+  StartInline();
+  SetHold(true);
+  auto client = MakeHttpClient();
+  std::thread caller([&] {
+    HttpCall c;
+    c.method = "POST";
+    c.url = Url("/inline/later/held");
+    c.timeout = std::chrono::seconds(10);
+    (void)client->Send(c);  // answered or cut off by Stop(): either is fine here
+  });
+  for (int i = 0; i < 500 && Pending() == 0; ++i) std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_EQ(Pending(), 1u);
+  std::atomic<bool> completed{false};
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(milliseconds(200));
+    completed = true;
+    SetHold(false);
+  });
+  server_->Stop();  // must not return before the held completion ran (it posts to the server)
+  EXPECT_TRUE(completed.load());
+  EXPECT_EQ(Pending(), 0u);
+  releaser.join();
+  server_.reset();  // closes the sockets: the caller's call ends now, not at its timeout
+  caller.join();
 }
 
 // A raw HTTP/1.1 server for the keep-alive race: on its first connection it answers the first
