@@ -265,7 +265,14 @@ SqliteJobQueue::SqliteJobQueue(SqliteDb& db, std::chrono::seconds dedup_window, 
 
 SqliteJobQueue::SqliteJobQueue(SqliteStore& store, queue::QueueSettings settings)
     : SqliteJobQueue(store.db(), WithWindow(settings, store.db().settings().dedup_window),
-                     store.clock()) {}
+                     store.clock()) {
+  store_ = &store;
+  store.SetJobWakeups(&wakeups_);
+}
+
+SqliteJobQueue::~SqliteJobQueue() {
+  if (store_ != nullptr) store_->SetJobWakeups(nullptr);
+}
 
 void SqliteJobQueue::Wake() { wakeups_.Notify(); }
 

@@ -49,7 +49,12 @@ class SqliteJobQueue final : public queue::JobQueue {
   SqliteJobQueue(SqliteDb& db, std::chrono::seconds dedup_window, const Clock& clock);
   // Shares the store's database and clock; the dedup window is the store's
   // (SqliteSettings::dedup_window, which CreateJob uses), overriding settings.dedup_window.
+  // Registers its wake-up with the store (SqliteStore::SetJobWakeups), so jobs the store creates
+  // wake idle receivers at once.
   explicit SqliteJobQueue(SqliteStore& store, queue::QueueSettings settings = {});
+  ~SqliteJobQueue() override;
+  SqliteJobQueue(const SqliteJobQueue&) = delete;
+  SqliteJobQueue& operator=(const SqliteJobQueue&) = delete;
 
   Result<queue::SendOutcome> Send(const queue::OutgoingMessage& m) override;
   std::vector<Result<queue::SendOutcome>> SendBatch(
@@ -79,6 +84,7 @@ class SqliteJobQueue final : public queue::JobQueue {
   void Wake();
 
   SqliteDb& db_;
+  SqliteStore* store_ = nullptr;  // registered with (the SqliteStore constructor only)
   const queue::QueueSettings settings_;
   const Clock& clock_;
 

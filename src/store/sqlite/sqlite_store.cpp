@@ -447,14 +447,19 @@ Status SqliteStore::DeleteSyncConfig(const UserId& user, const SyncConfigId& id,
 
 Status SqliteStore::CreateJob(const Job& job, const queue::OutgoingMessage& msg,
                               const IdempotencyRecord* idem) {
-  return db_.Write(CreateJobFn(job, msg, idem));
+  Status st = db_.Write(CreateJobFn(job, msg, idem));
+  if (st.ok()) JobSent();
+  return st;
 }
 
 void SqliteStore::CreateJobAsync(Job job, queue::OutgoingMessage msg,
                                  std::optional<IdempotencyRecord> idem,
                                  std::function<void(Status)> done) {
   db_.SubmitWrite(CreateJobFn(std::move(job), std::move(msg), idem ? &*idem : nullptr),
-                  std::move(done));
+                  [this, done = std::move(done)](const Status& st) {
+                    if (st.ok()) JobSent();
+                    done(st);
+                  });
 }
 
 SqliteDb::WriteFn SqliteStore::CreateJobFn(Job job, queue::OutgoingMessage msg,

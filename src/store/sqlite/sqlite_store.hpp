@@ -14,7 +14,10 @@
 //   SqliteStore store(SqliteSettings{.data_dir = dir}, clock);
 //   if (auto st = store.Start(); !st.ok()) ...;
 //   SqliteJobQueue queue(store);   // same SqliteDb, same writer, same dedup window and clock
+#include <atomic>
+
 #include "core/clock.hpp"
+#include "queue/long_poll.hpp"
 #include "store/sqlite/sqlite_db.hpp"
 #include "store/store.hpp"
 
@@ -65,6 +68,11 @@ class SqliteStore final : public Store {
 
   Status CreateJob(const Job& job, const queue::OutgoingMessage& msg,
                    const IdempotencyRecord* idem) override;
+  // The queue's long-poll wake-up, notified once a job's message committed (CreateJob,
+  // CreateJobAsync), so idle receivers start it now instead of at their next recheck
+  // (QueueSettings::long_poll_interval, 100 ms). The SqliteJobQueue built on this store registers
+  // its own and unregisters (nullptr) when destroyed.
+  void SetJobWakeups(queue::WakeupSignal* wakeups) { job_wakeups_.store(wakeups); }
   // The writer's completer thread runs `done` after the group commit.
   bool SupportsAsyncWrites() const override { return true; }
   void CreateJobAsync(Job job, queue::OutgoingMessage msg, std::optional<IdempotencyRecord> idem,
@@ -110,8 +118,13 @@ class SqliteStore final : public Store {
   SqliteDb::WriteFn CreateJobFn(Job job, queue::OutgoingMessage msg,
                                 const IdempotencyRecord* idem) const;
 
+  void JobSent() {
+    if (queue::WakeupSignal* w = job_wakeups_.load()) w->Notify();
+  }
+
   SqliteDb db_;
   const Clock& clock_;
+  std::atomic<queue::WakeupSignal*> job_wakeups_{nullptr};
 };
 
 }  // namespace syncwell::store
