@@ -603,21 +603,23 @@ Result<std::vector<UserId>> SqliteStore::PendingDeletions(size_t limit) {
   });
 }
 
+namespace {
+// `col` of every message of group ?1: live ones by queue_messages_group_order, dead-lettered
+// ones by queue_messages_by_state (no index on group_id alone: one index less per send).
+std::string GroupMessages(const char* col) {
+  return std::string("(SELECT ") + col +
+         " FROM queue_messages WHERE group_id = ?1 AND state <> 'dlq' UNION ALL SELECT " + col +
+         " FROM queue_messages WHERE state = 'dlq' AND group_id = ?1)";
+}
+}  // namespace
+
 Status SqliteStore::PurgeUser(const UserId& user) {
   const int64_t now = Ms(clock_.Now());
   return db_.Write([&](sqlite3* db) -> Status {
-    static constexpr const char* kDeletes[] = {
-        // The group's messages: live ones by queue_messages_group_order, dead-lettered ones by
-        // queue_messages_by_state (no index on group_id alone: one index less per send).
-        "DELETE FROM queue_dedup WHERE dedup_id IN "
-        "(SELECT dedup_id FROM queue_messages WHERE group_id = ?1 AND state <> 'dlq' "
-        " UNION ALL SELECT dedup_id FROM queue_messages WHERE state = 'dlq' AND group_id = ?1) "
-        "AND message_id IN "
-        "(SELECT id FROM queue_messages WHERE group_id = ?1 AND state <> 'dlq' "
-        " UNION ALL SELECT id FROM queue_messages WHERE state = 'dlq' AND group_id = ?1)",
-        "DELETE FROM queue_messages WHERE id IN "
-        "(SELECT id FROM queue_messages WHERE group_id = ?1 AND state <> 'dlq' "
-        " UNION ALL SELECT id FROM queue_messages WHERE state = 'dlq' AND group_id = ?1)",
+    static const std::vector<std::string> kDeletes = {
+        "DELETE FROM queue_dedup WHERE dedup_id IN " + GroupMessages("dedup_id") +
+            " AND message_id IN " + GroupMessages("id"),
+        "DELETE FROM queue_messages WHERE id IN " + GroupMessages("id"),
         "DELETE FROM sync_configs WHERE user_id = ?1",
         "DELETE FROM sync_cursors WHERE user_id = ?1",
         "DELETE FROM sync_ledger WHERE user_id = ?1",
@@ -626,7 +628,7 @@ Status SqliteStore::PurgeUser(const UserId& user) {
         "DELETE FROM idempotency WHERE user_id = ?1",
         "DELETE FROM users WHERE id = ?1",
     };
-    for (const char* sql : kDeletes) {
+    for (const std::string& sql : kDeletes) {
       Stmt s(db, sql);
       s.Bind(1, user.str());
       if (Status st = s.Exec(); !st.ok()) return st;
