@@ -13,6 +13,7 @@
 // Thread-safe: any number of threads may wait on, and notify, one WakeupSignal.
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -24,20 +25,32 @@
 namespace syncwell::queue {
 
 // A wake-up counter with a condition variable.
+//
+// Notify(n) wakes n blocked waiters, not all: "n messages may have become receivable" needs n
+// receive attempts, and every woken receiver makes one (a PostgreSQL claim query or a SQLite read
+// transaction). Waking all of them per message made ~3 claims per job in a fleet of two worker
+// processes with 7 receivers each (docs/BENCHMARKS.md, "Fleet end to end"). No wake-up is lost:
+// a receiver that is not blocked yet sees the changed counter and makes its attempt anyway.
 class WakeupSignal {
  public:
-  // Bumps the counter and wakes every waiter.
-  void Notify();
+  // Bumps the counter and wakes `n` blocked waiters (every one when fewer are blocked).
+  void Notify(size_t n = 1);
+  // Bumps the counter and wakes every blocked waiter (many messages may be receivable: a
+  // listener that was not listening, a redrive of the whole DLQ).
+  void NotifyAll();
   // The counter now; read it before the attempt whose outcome decides whether to wait.
   uint64_t Current();
-  // Blocks until the counter differs from `seen` (returns at once if it already does) or
-  // `timeout` passed.
+  // Blocks until the counter differs from `seen` (returns at once if it already does), a Notify
+  // picked this waiter, or `timeout` passed.
   void WaitFor(uint64_t seen, std::chrono::steady_clock::duration timeout);
+  // Threads blocked in WaitFor now (tests).
+  size_t Blocked();
 
  private:
-  std::mutex mu_;  // guards count_
+  std::mutex mu_;  // guards count_, blocked_
   std::condition_variable cv_;
   uint64_t count_ = 0;
+  size_t blocked_ = 0;  // threads inside WaitFor
 };
 
 // One non-blocking receive attempt (already validated options).
@@ -53,11 +66,13 @@ struct LongPollHooks {
 // Calls `receive_once` until it fails, returns messages, or `wait` (real time, steady clock,
 // measured from this call) has passed; between empty attempts it waits on `wakeups` for at most
 // min(time left, recheck_interval). With wait <= 0 it makes exactly one attempt. Returns the last
-// attempt's result (an empty vector when the deadline passed).
+// attempt's result (an empty vector when the deadline passed). An attempt that returns
+// `max_messages` (a full batch: more may be waiting) passes the wake-up on to one more waiter.
 Result<std::vector<ReceivedMessage>> LongPoll(std::chrono::milliseconds wait,
                                               std::chrono::milliseconds recheck_interval,
                                               WakeupSignal& wakeups,
                                               const ReceiveOnceFn& receive_once,
-                                              const LongPollHooks& hooks = {});
+                                              const LongPollHooks& hooks = {},
+                                              size_t max_messages = 0);
 
 }  // namespace syncwell::queue

@@ -89,6 +89,8 @@ class Postgres:
         opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.data} -c max_connections=300"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        # Diagnosis hook for benchmarks (e.g. pg_stat_statements); empty in the tests.
+        opts += " " + os.environ.get("SYNCWELL_CLUSTER_PG_OPTS", "")
         subprocess.run(as_postgres([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l",
                                     os.path.join(self.logdir, "pg.log"), "-w", "-t", "60", "-o", opts, "start"]),
                        check=True, capture_output=True, cwd=self.root)

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "queue/long_poll.hpp"
 
@@ -105,6 +106,62 @@ TEST(LongPollTest, RechecksAndReturnsEmptyAtTheDeadline) {
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r->empty());
   EXPECT_GE(attempts, 2);  // re-checked without any Notify (messages from other processes)
+}
+
+// Notify(n) wakes n blocked waiters, not all of them: each woken receiver costs a claim query.
+TEST(WakeupSignalTest, NotifyWakesAsManyWaitersAsAsked) {
+  WakeupSignal w;
+  std::atomic<int> woken{0};
+  std::vector<std::thread> waiters;
+  const uint64_t seen = w.Current();
+  for (int i = 0; i < 3; ++i) {
+    waiters.emplace_back([&] {
+      w.WaitFor(seen, kLong);
+      ++woken;
+    });
+  }
+  while (w.Blocked() < 3) std::this_thread::sleep_for(milliseconds(1));
+  w.Notify(1);
+  while (woken.load() < 1) std::this_thread::sleep_for(milliseconds(1));
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(woken.load(), 1);  // the other two stay blocked
+  EXPECT_EQ(w.Blocked(), 2u);
+  w.NotifyAll();
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(woken.load(), 3);
+  EXPECT_EQ(w.Blocked(), 0u);
+}
+
+TEST(WakeupSignalTest, NotifyForMoreThanAreBlockedWakesAll) {
+  WakeupSignal w;
+  std::vector<std::thread> waiters;
+  const uint64_t seen = w.Current();
+  for (int i = 0; i < 2; ++i) waiters.emplace_back([&] { w.WaitFor(seen, kLong); });
+  while (w.Blocked() < 2) std::this_thread::sleep_for(milliseconds(1));
+  w.Notify(5);
+  for (auto& t : waiters) t.join();  // would take kLong each if one were left blocked
+  EXPECT_EQ(w.Blocked(), 0u);
+}
+
+// A full batch may leave messages behind: the receiver passes the wake-up on to another waiter;
+// a partial batch took everything there was, so nobody else is woken for nothing.
+TEST(LongPollTest, AFullBatchPassesTheWakeUpOn) {
+  WakeupSignal w;
+  auto two = [] {
+    auto v = One();
+    v.push_back(v.front());
+    return v;
+  };
+  uint64_t before = w.Current();
+  auto r = LongPoll(
+      kLong, kLong, w, [&]() -> Result<std::vector<ReceivedMessage>> { return two(); }, {}, 2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(w.Current(), before + 1);
+  before = w.Current();
+  r = LongPoll(
+      kLong, kLong, w, [&]() -> Result<std::vector<ReceivedMessage>> { return One(); }, {}, 2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(w.Current(), before);
 }
 
 }  // namespace

@@ -163,7 +163,7 @@ PostgresJobQueue::PostgresJobQueue(pg::PgPool& pool, queue::QueueSettings settin
 
 PostgresJobQueue::~PostgresJobQueue() { Stop(); }
 
-void PostgresJobQueue::Wake() { wakeups_.Notify(); }
+void PostgresJobQueue::Wake(size_t n) { wakeups_.Notify(n); }
 
 Result<queue::SendOutcome> PostgresJobQueue::Send(const queue::OutgoingMessage& m) {
   const pg::PgStatement send = PgQueueSendStatement(m, clock_.Now(), settings_.dedup_window);
@@ -205,14 +205,14 @@ std::vector<Result<queue::SendOutcome>> PostgresJobQueue::SendBatch(
     for (auto& o : out) o = r.error();
     return out;
   }
-  bool wake = false;
+  size_t sent = 0;
   for (int row = 0; row < r->rows(); ++row) {
     const int64_t ord = r->Int(row, 0);
     if (ord < 1 || ord > static_cast<int64_t>(out.size())) continue;
     out[static_cast<size_t>(ord - 1)] = queue::SendOutcome{r->Str(row, 1), r->Bool(row, 2)};
-    wake = wake || !r->Bool(row, 2);
+    if (!r->Bool(row, 2)) ++sent;
   }
-  if (wake) Wake();
+  if (sent > 0) Wake(sent);
   return out;
 }
 
@@ -233,7 +233,7 @@ Result<std::vector<queue::ReceivedMessage>> PostgresJobQueue::Receive(
   };
   return queue::LongPoll(
       options.wait, settings_.long_poll_interval, wakeups_, [&] { return ReceiveOnce(options); },
-      hooks);
+      hooks, static_cast<size_t>(options.max_messages));
 }
 
 Result<std::vector<queue::ReceivedMessage>> PostgresJobQueue::ReceiveOnce(
@@ -378,8 +378,8 @@ Status PostgresJobQueue::Delete(std::string_view receipt) {
 // The group's next message may be deliverable now: wake this process's blocked receivers so a
 // user's next job does not wait for a recheck (other processes find it at their recheck). Only
 // when one is blocked: each woken receiver makes a claim query.
-void PostgresJobQueue::WakeAfterDelete() {
-  if (waiting_.load(std::memory_order_relaxed) > 0) Wake();
+void PostgresJobQueue::WakeAfterDelete(size_t n) {
+  if (waiting_.load(std::memory_order_relaxed) > 0) Wake(n);
 }
 
 std::vector<Status> PostgresJobQueue::DeleteBatch(const std::vector<std::string>& receipts) {
@@ -407,13 +407,13 @@ std::vector<Status> PostgresJobQueue::DeleteBatch(const std::vector<std::string>
     if (!r && out[i].ok()) out[i] = r.error();
   }
   if (!r) return out;
-  bool any = false;
+  size_t deleted = 0;
   for (int row = 0; row < r->rows(); ++row) {
     Status st = ReceiptStatus(r->Int(row, 1));
-    any = any || st.ok();
+    if (st.ok()) ++deleted;
     out[static_cast<size_t>(r->Int(row, 0))] = std::move(st);
   }
-  if (any) WakeAfterDelete();
+  if (deleted > 0) WakeAfterDelete(deleted);
   return out;
 }
 
@@ -586,7 +586,7 @@ Result<int64_t> PostgresJobQueue::DlqRedriveAll() {
                      {pg::PgParam(ToUnixMillis(clock_.Now())), pg::PgParam(PickShard())});
   if (!r) return r.error();
   const int64_t n = r->Int(0, 0);
-  if (n > 0) Wake();
+  if (n > 0) wakeups_.NotifyAll();
   return n;
 }
 

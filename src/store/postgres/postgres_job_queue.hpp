@@ -107,8 +107,10 @@ class PostgresJobQueue final : public queue::JobQueue {
   void ListenLoop();
   // Sleeps up to `d` or until Stop(); false when stopping.
   bool ListenerSleep(std::chrono::milliseconds d);
-  void WakeAfterDelete();
-  void Wake();
+  // `n` acknowledged messages may each have made their group's next message receivable.
+  void WakeAfterDelete(size_t n = 1);
+  // `n` messages may have become receivable: wakes n blocked receivers of this process.
+  void Wake(size_t n = 1);
   // Tells the listener thread that a receiver started waiting (so it registers as a waiter).
   void Kick();
 

@@ -98,7 +98,7 @@ void PostgresJobQueue::ListenLoop() {
     }
     if (listening) {
       backoff = std::chrono::milliseconds{100};
-      Wake();
+      wakeups_.NotifyAll();  // sends of the time it did not listen went unheard
       bool registered = false;
       for (;;) {
         const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -111,10 +111,10 @@ void PostgresJobQueue::ListenLoop() {
                                       : "DELETE FROM queue_waiters WHERE pid = pg_backend_pid()");
           if (!r) break;
           registered = want;
-          if (want) Wake();
+          if (want) wakeups_.NotifyAll();  // senders did not NOTIFY while it was not registered
           auto got = (*conn)->DrainNotifications();  // any that arrived during the statement
           if (!got) break;
-          if (!got->empty()) Wake();
+          if (!got->empty()) Wake(got->size());
         }
         pollfd fds[2] = {{(*conn)->Socket(), POLLIN, 0}, {kick_pipe_[0], POLLIN, 0}};
         if (fds[0].fd < 0) break;
@@ -133,7 +133,8 @@ void PostgresJobQueue::ListenLoop() {
         if ((fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
           auto got = (*conn)->DrainNotifications();
           if (!got) break;  // the connection died: reconnect
-          if (!got->empty()) Wake();
+          // One NOTIFY per committed send (or release, redrive): one receiver each.
+          if (!got->empty()) Wake(got->size());
           if ((*conn)->broken()) break;
         }
       }

@@ -274,7 +274,7 @@ SqliteJobQueue::~SqliteJobQueue() {
   if (store_ != nullptr) store_->SetJobWakeups(nullptr);
 }
 
-void SqliteJobQueue::Wake() { wakeups_.Notify(); }
+void SqliteJobQueue::Wake(size_t n) { wakeups_.Notify(n); }
 
 Result<queue::SendOutcome> SqliteJobQueue::Send(const queue::OutgoingMessage& m) {
   queue::SendOutcome out;
@@ -308,25 +308,26 @@ std::vector<Result<queue::SendOutcome>> SqliteJobQueue::SendBatch(
   }
   std::vector<Result<queue::SendOutcome>> out;
   out.reserve(messages.size());
-  bool wake = false;
+  size_t wake = 0;
   for (size_t i = 0; i < pending.size(); ++i) {
     Status st = pending[i].get();
     if (st.ok()) {
-      wake = wake || !sent[i].deduplicated;
+      if (!sent[i].deduplicated) ++wake;
       out.emplace_back(sent[i]);
     } else {
       out.emplace_back(st.error());
     }
   }
-  if (wake) Wake();
+  if (wake > 0) Wake(wake);
   return out;
 }
 
 Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::Receive(
     const queue::ReceiveOptions& options) {
   if (Status st = queue::ValidateReceive(options); !st.ok()) return st.error();
-  return queue::LongPoll(options.wait, settings_.long_poll_interval, wakeups_,
-                         [&] { return ReceiveOnce(options); });
+  return queue::LongPoll(
+      options.wait, settings_.long_poll_interval, wakeups_, [&] { return ReceiveOnce(options); },
+      {}, static_cast<size_t>(options.max_messages));
 }
 
 Result<std::vector<queue::ReceivedMessage>> SqliteJobQueue::ReceiveOnce(
@@ -447,12 +448,12 @@ std::vector<Status> SqliteJobQueue::DeleteBatch(const std::vector<std::string>& 
   }
   std::vector<Status> out;
   out.reserve(pending.size());
-  bool wake = false;
+  size_t wake = 0;
   for (size_t i = 0; i < pending.size(); ++i) {
     out.push_back(pending[i].get());
-    wake = wake || (out.back().ok() && promoted[i]);
+    if (out.back().ok() && promoted[i]) ++wake;
   }
-  if (wake) Wake();
+  if (wake > 0) Wake(wake);
   return out;
 }
 
@@ -602,7 +603,7 @@ Result<int64_t> SqliteJobQueue::DlqRedriveAll() {
     return {};
   });
   if (!st.ok()) return st.error();
-  if (n > 0) Wake();
+  if (n > 0) wakeups_.NotifyAll();
   return n;
 }
 

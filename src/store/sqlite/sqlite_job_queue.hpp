@@ -81,7 +81,8 @@ class SqliteJobQueue final : public queue::JobQueue {
 
  private:
   Result<std::vector<queue::ReceivedMessage>> ReceiveOnce(const queue::ReceiveOptions& options);
-  void Wake();
+  // `n` messages may have become receivable: wakes n blocked receivers.
+  void Wake(size_t n = 1);
 
   SqliteDb& db_;
   SqliteStore* store_ = nullptr;  // registered with (the SqliteStore constructor only)
