@@ -1,8 +1,15 @@
 #include "queue/long_poll.hpp"
 
 #include <algorithm>
+#include <atomic>
 
 namespace syncwell::queue {
+
+WakeupSignal::WakeupSignal()
+    : id_([] {
+        static std::atomic<uint64_t> next{1};
+        return next.fetch_add(1);
+      }()) {}
 
 void WakeupSignal::Notify(size_t n) {
   bool all = false;
@@ -46,17 +53,51 @@ void WakeupSignal::WaitFor(uint64_t seen, std::chrono::steady_clock::duration ti
   --blocked_;
 }
 
+namespace {
+
+// This thread's last attempt through LongPoll, when it left messages it could have taken (fewer
+// than asked for: it saw everything there was). A receiver that loops (the worker pool's
+// dispatchers) then starts its next call as if it had been waiting since that attempt: it waits
+// for a wake-up first, for the rest of the recheck interval, instead of repeating the attempt at
+// once; in a fleet that repeat was ~1 empty claim query per job. A wake-up since that attempt
+// (the counter moved) or an interval gone by makes the attempt at once, as before.
+struct DrainedAttempt {
+  uint64_t signal = 0;  // WakeupSignal::id()
+  uint64_t seen = 0;
+  std::chrono::steady_clock::time_point at;
+};
+thread_local DrainedAttempt last_drained;
+
+}  // namespace
+
 Result<std::vector<ReceivedMessage>> LongPoll(std::chrono::milliseconds wait,
                                               std::chrono::milliseconds recheck_interval,
                                               WakeupSignal& wakeups,
                                               const ReceiveOnceFn& receive_once,
                                               const LongPollHooks& hooks, size_t max_messages) {
   // The wait is a bound on blocking, so it is real time; visibility uses the injected clock.
-  const auto deadline = std::chrono::steady_clock::now() + wait;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + wait;
+  if (const DrainedAttempt d = last_drained; max_messages > 0 && wait.count() > 0 &&
+                                             d.signal == wakeups.id() &&
+                                             start - d.at < recheck_interval) {
+    if (hooks.before_wait) hooks.before_wait();
+    wakeups.WaitFor(d.seen, std::min<std::chrono::steady_clock::duration>(
+                                wait, recheck_interval - (start - d.at)));
+    if (hooks.after_wait) hooks.after_wait();
+  }
   for (;;) {
     const uint64_t seen = wakeups.Current();
+    const auto at = std::chrono::steady_clock::now();
     auto got = receive_once();
-    if (got.ok() && max_messages > 0 && got->size() >= max_messages) wakeups.Notify();
+    last_drained = {};
+    if (got.ok() && max_messages > 0) {
+      if (got->size() >= max_messages) {
+        wakeups.Notify();  // a full batch: more may be waiting
+      } else {
+        last_drained = {wakeups.id(), seen, at};
+      }
+    }
     if (!got.ok() || !got->empty()) return got;
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= decltype(left)::zero()) return got;

@@ -33,6 +33,8 @@ namespace syncwell::queue {
 // a receiver that is not blocked yet sees the changed counter and makes its attempt anyway.
 class WakeupSignal {
  public:
+  WakeupSignal();
+
   // Bumps the counter and wakes `n` blocked waiters (every one when fewer are blocked).
   void Notify(size_t n = 1);
   // Bumps the counter and wakes every blocked waiter (many messages may be receivable: a
@@ -45,8 +47,11 @@ class WakeupSignal {
   void WaitFor(uint64_t seen, std::chrono::steady_clock::duration timeout);
   // Threads blocked in WaitFor now (tests).
   size_t Blocked();
+  // Unique per signal in this process (an address can be reused by a later signal).
+  uint64_t id() const { return id_; }
 
  private:
+  const uint64_t id_;
   std::mutex mu_;  // guards count_, blocked_
   std::condition_variable cv_;
   uint64_t count_ = 0;
@@ -66,8 +71,13 @@ struct LongPollHooks {
 // Calls `receive_once` until it fails, returns messages, or `wait` (real time, steady clock,
 // measured from this call) has passed; between empty attempts it waits on `wakeups` for at most
 // min(time left, recheck_interval). With wait <= 0 it makes exactly one attempt. Returns the last
-// attempt's result (an empty vector when the deadline passed). An attempt that returns
-// `max_messages` (a full batch: more may be waiting) passes the wake-up on to one more waiter.
+// attempt's result (an empty vector when the deadline passed).
+//
+// With `max_messages` > 0 (the receive's batch size) two more rules save attempts that would find
+// nothing: an attempt that returns a full batch (more may be waiting) passes the wake-up on to one
+// more waiter; and a call with wait > 0 from a thread whose previous attempt on this signal, less
+// than `recheck_interval` ago, returned less than its batch starts by waiting (until a Notify since
+// that attempt, or the rest of the interval) instead of attempting at once.
 Result<std::vector<ReceivedMessage>> LongPoll(std::chrono::milliseconds wait,
                                               std::chrono::milliseconds recheck_interval,
                                               WakeupSignal& wakeups,

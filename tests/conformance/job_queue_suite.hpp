@@ -709,6 +709,38 @@ TYPED_TEST_P(JobQueueConformance, DeleteWakesALongPollForTheGroupsNextMessage) {
   EXPECT_TRUE(woken) << "the receive waited for its whole bound: Delete did not wake it";
 }
 
+// The same through DeleteBatch (how workers acknowledge), with an acknowledgement whose group has
+// no next message in the batch: only the group that has one may wake the receiver, and it must.
+TYPED_TEST_P(JobQueueConformance, DeleteBatchWakesALongPollForTheGroupsNextMessage) {
+  queue::QueueSettings st;
+  st.long_poll_interval = std::chrono::hours(1);
+  auto h = this->With(st);
+  auto& q = h->queue();
+  this->Send(q, this->Msg("A", "a1"));
+  this->Send(q, this->Msg("A", "a2"));
+  this->Send(q, this->Msg("B", "b1"));
+  queue::ReceiveOptions two;
+  two.max_messages = 2;
+  auto first = q.Receive(two);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 2u);
+
+  std::thread acker([&] {
+    std::this_thread::sleep_for(50ms);
+    for (const Status& s : q.DeleteBatch({(*first)[0].receipt, (*first)[1].receipt}))
+      EXPECT_TRUE(s.ok());
+  });
+  queue::ReceiveOptions wait;
+  wait.wait = 10s;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto got = q.Receive(wait);
+  const bool woken = std::chrono::steady_clock::now() - t0 < wait.wait;
+  acker.join();
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(this->Bodies(*got), std::vector<std::string>{"a2"});
+  EXPECT_TRUE(woken) << "the receive waited for its whole bound: DeleteBatch did not wake it";
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     JobQueueConformance, SendBatchActsLikeSendForEachMessageInOrder, FifoWithinAGroupOneInFlight,
     OtherGroupsAreNotBlocked, DedupInsideAndOutsideTheWindow, VisibilityExpiryRedeliversAndCounts,
@@ -719,6 +751,6 @@ REGISTER_TYPED_TEST_SUITE_P(
     DelayedSendDoesNotHoldBackLaterMessagesOfItsGroup, HigherPriorityFirst, LowPriorityIsNotStarved,
     BatchLimitIsTen, DlqInspectRedriveOneAndAll, RedrivenMessageWaitsForTheGroupsHolder,
     PurgeEmptiesTheDlqOnly, StatsGaugesAndCounters, LongPollReturnsWhenAMessageArrives,
-    DeleteWakesALongPollForTheGroupsNextMessage);
+    DeleteWakesALongPollForTheGroupsNextMessage, DeleteBatchWakesALongPollForTheGroupsNextMessage);
 
 }  // namespace syncwell::conformance

@@ -164,5 +164,33 @@ TEST(LongPollTest, AFullBatchPassesTheWakeUpOn) {
   EXPECT_EQ(w.Current(), before);
 }
 
+// A receiver that loops: after an attempt that left fewer than its batch (it saw all there was),
+// its next call waits for a wake-up before attempting, unless one came since.
+TEST(LongPollTest, AfterADrainingAttemptTheNextCallWaitsFirst) {
+  WakeupSignal w;
+  int attempts = 0;
+  auto empty = [&]() -> Result<std::vector<ReceivedMessage>> {
+    ++attempts;
+    return std::vector<ReceivedMessage>{};
+  };
+  ASSERT_TRUE(LongPoll(milliseconds(20), kLong, w, empty, {}, 2).ok());
+  EXPECT_EQ(attempts, 2);  // at once, then at the deadline
+  attempts = 0;
+  ASSERT_TRUE(LongPoll(milliseconds(20), kLong, w, empty, {}, 2).ok());
+  EXPECT_EQ(attempts, 1);  // no attempt at once: only the one at the deadline
+  attempts = 0;
+  w.Notify();  // something may have arrived since
+  ASSERT_TRUE(LongPoll(milliseconds(20), kLong, w, empty, {}, 2).ok());
+  EXPECT_EQ(attempts, 2);
+  attempts = 0;
+  WakeupSignal other;  // another queue: its own history
+  ASSERT_TRUE(LongPoll(milliseconds(20), kLong, other, empty, {}, 2).ok());
+  EXPECT_EQ(attempts, 2);
+  attempts = 0;
+  // Without a batch size (or with wait 0) every call attempts at once, as before.
+  ASSERT_TRUE(LongPoll(milliseconds(20), kLong, other, empty).ok());
+  EXPECT_EQ(attempts, 2);
+}
+
 }  // namespace
 }  // namespace syncwell::queue

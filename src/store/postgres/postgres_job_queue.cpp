@@ -89,8 +89,12 @@ queue::Priority PriorityOf(int64_t p) {
 Error Malformed() { return MakeError(Errc::kInvalidArgument, "malformed receipt"); }
 
 // The receipt functions' answer (0 done, 1 gone, 2 not held under this delivery).
+// queue_delete and the receipt functions: 0 done, 4 done and the group's next message is ready
+// (queue migration 3), 1 gone, 2 stale receipt.
+constexpr int64_t kDoneNextReady = 4;
+
 Status ReceiptStatus(int64_t code) {
-  if (code == 0) return {};
+  if (code == 0 || code == kDoneNextReady) return {};
   if (code == 1) return MakeError(Errc::kNotFound, "message is gone");
   return MakeError(Errc::kConflict, "stale receipt: the message is no longer held by it");
 }
@@ -371,13 +375,13 @@ Status PostgresJobQueue::Delete(std::string_view receipt) {
                      {pg::PgParam(id), pg::PgParam(delivery)});
   if (!r) return r.error();
   Status st = ReceiptStatus(r->Int(0, 0));
-  if (st.ok()) WakeAfterDelete();
+  if (r->Int(0, 0) == kDoneNextReady) WakeAfterDelete();
   return st;
 }
 
-// The group's next message may be deliverable now: wake this process's blocked receivers so a
-// user's next job does not wait for a recheck (other processes find it at their recheck). Only
-// when one is blocked: each woken receiver makes a claim query.
+// The group's next message is ready now: wake one of this process's blocked receivers per such
+// group so a user's next job does not wait for a recheck (other processes find it at their
+// recheck). Only when one is blocked: each woken receiver makes a claim query.
 void PostgresJobQueue::WakeAfterDelete(size_t n) {
   if (waiting_.load(std::memory_order_relaxed) > 0) Wake(n);
 }
@@ -407,13 +411,12 @@ std::vector<Status> PostgresJobQueue::DeleteBatch(const std::vector<std::string>
     if (!r && out[i].ok()) out[i] = r.error();
   }
   if (!r) return out;
-  size_t deleted = 0;
+  size_t next_ready = 0;
   for (int row = 0; row < r->rows(); ++row) {
-    Status st = ReceiptStatus(r->Int(row, 1));
-    if (st.ok()) ++deleted;
-    out[static_cast<size_t>(r->Int(row, 0))] = std::move(st);
+    if (r->Int(row, 1) == kDoneNextReady) ++next_ready;
+    out[static_cast<size_t>(r->Int(row, 0))] = ReceiptStatus(r->Int(row, 1));
   }
-  if (deleted > 0) WakeAfterDelete(deleted);
+  if (next_ready > 0) WakeAfterDelete(next_ready);
   return out;
 }
 

@@ -107,7 +107,7 @@ class PostgresJobQueue final : public queue::JobQueue {
   void ListenLoop();
   // Sleeps up to `d` or until Stop(); false when stopping.
   bool ListenerSleep(std::chrono::milliseconds d);
-  // `n` acknowledged messages may each have made their group's next message receivable.
+  // `n` acknowledged messages each made their group's next message receivable.
   void WakeAfterDelete(size_t n = 1);
   // `n` messages may have become receivable: wakes n blocked receivers of this process.
   void Wake(size_t n = 1);
