@@ -40,8 +40,11 @@ ConnectionSessions::ConnectionSessions(store::Store& store,
       metrics_(metrics),
       settings_(settings) {}
 
-Result<ConnectionSession> ConnectionSessions::Open(const UserId& user, const ConnectionId& id) {
-  auto conn = store_.GetConnection(user, id);
+Result<ConnectionSession> ConnectionSessions::Open(const UserId& user, const ConnectionId& id,
+                                                   const store::Connection* loaded) {
+  auto conn = loaded != nullptr && loaded->id == id && loaded->user == user
+                  ? Result<store::Connection>(*loaded)
+                  : store_.GetConnection(user, id);
   if (!conn.ok()) {
     if (conn.error().code == Errc::kNotFound) {
       return MakeError(Errc::kAuthRevoked, "connection " + id.str() + " no longer exists");

@@ -95,8 +95,11 @@ class ConnectionSessions {
   // Loads the connection (scoped by user) and opens its access token, refreshing first when it
   // is about to expire. Errors: missing connection or not active -> kAuthRevoked (the job can
   // never succeed, nothing to retry); no connector for its provider or unreadable tokens ->
-  // kPermanent; store errors as returned.
-  Result<ConnectionSession> Open(const UserId& user, const ConnectionId& id);
+  // kPermanent; store errors as returned. `loaded`, when given, is the connection as the caller
+  // read it just before (the worker pool reads a job's connections once): it is used instead of
+  // reading it again when it is the connection asked for.
+  Result<ConnectionSession> Open(const UserId& user, const ConnectionId& id,
+                                 const store::Connection* loaded = nullptr);
 
   // Callers inside or waiting for a refresh section right now (tests observe single-flight).
   int refresh_waiters() const { return waiters_.load(); }

@@ -248,7 +248,8 @@ Result<T> SyncEngine::Call(JobRun& run, ConnectionSession& s, bool source_side, 
 
 Result<ConnectionSession*> SyncEngine::Destination(JobRun& run) {
   if (!run.dst) {
-    auto s = sessions_.Open(run.user, run.destination);
+    auto s = sessions_.Open(run.user, run.destination,
+                            run.ctx != nullptr ? run.ctx->Loaded(run.destination) : nullptr);
     if (!s.ok()) return s.error();
     run.dst.emplace(std::move(*s));
   }
@@ -630,7 +631,8 @@ Result<SyncOutcome> SyncEngine::RunJob(const store::Job& job, worker::JobContext
   if (window.start_ms >= window.end_ms) return run.out;  // an empty (future) range
 
   // b. Source metadata.
-  auto src = sessions_.Open(run.user, run.source);
+  auto src = sessions_.Open(run.user, run.source,
+                            run.ctx != nullptr ? run.ctx->Loaded(run.source) : nullptr);
   if (!src.ok()) return src.error();
   run.src.emplace(std::move(*src));
   auto metas =

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/clock.hpp"
 #include "core/result.hpp"
@@ -65,6 +66,18 @@ struct JobContext {
   // sync engine's CommitSync: ledger, cursor and job status together); the pool then does not
   // write the status a second time (one durable commit less per job).
   bool status_committed = false;
+  // The job's source and destination connections as the pool read them (one store read for
+  // both) just before the handler ran; a handler may use them instead of reading them again.
+  // Either may be missing (deleted meanwhile): the handler then reads and reports as usual.
+  std::vector<store::Connection> connections;
+
+  // The connection `id` of `connections`, or nullptr.
+  const store::Connection* Loaded(const ConnectionId& id) const {
+    for (const auto& c : connections) {
+      if (c.id == id) return &c;
+    }
+    return nullptr;
+  }
 
   bool Cancelled() const { return cancel && cancel->Cancelled(); }
   // Sleeps up to d (real time); false when the job was cancelled.

@@ -494,13 +494,19 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
     Outcome("already_done").Inc();
     return;
   }
-  auto conn = store_.GetConnection(user, job->source);
-  if (!conn) {
-    if (conn.error().code == Errc::kNotFound) {
-      FailJobNow(m, job_id, "source connection no longer exists", "connection_gone");
-    } else {
-      FailDelivery(m, &*job, "store: " + conn.error().message);
-    }
+  // Both of the job's connections in one read (one round trip on PostgreSQL); the handler gets
+  // them in its context and does not read them again.
+  auto conns = store_.GetConnections(user, {job->source, job->destination});
+  if (!conns) {
+    FailDelivery(m, &*job, "store: " + conns.error().message);
+    return;
+  }
+  const store::Connection* conn = nullptr;
+  for (const auto& c : *conns) {
+    if (c.id == job->source) conn = &c;
+  }
+  if (conn == nullptr) {
+    FailJobNow(m, job_id, "source connection no longer exists", "connection_gone");
     return;
   }
   if (conn->status != store::ConnectionStatus::kActive) {
@@ -564,6 +570,8 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
   ctx.provider_user = conn->provider_user_id;
   ctx.granted_at = granted_at;
   ctx.cancel = cancel.get();
+  ctx.connections = std::move(*conns);
+  conn = ctx.Loaded(job->source);  // the same element, now owned by ctx
   Result<void> result = [&]() -> Result<void> {
     try {
       return handler_.Handle(*job, ctx);

@@ -254,6 +254,33 @@ TEST_P(SyncEngineTest, FirstSyncWritesAllThenARerunWritesNothing) {
       NowMs());
 }
 
+// The worker pool reads a job's connections once and hands them over in JobContext::connections;
+// the engine opens its sessions from those instead of reading them again. Shown by a handed-over
+// copy that differs from the store (marked needs_reauth): the job then fails as revoked, which a
+// re-read (active) would not. A copy of another user's connection is never used.
+TEST_P(SyncEngineTest, UsesTheConnectionsTheWorkerLoaded) {
+  fitbit_->Put(PU("fitbit"), Workout("f1", 1 * kDay));
+  auto source = store_->GetConnection(UserId("alice"), Conn("fitbit"));
+  ASSERT_TRUE(source.ok());
+
+  store::Connection other_user = *source;
+  other_user.user = UserId("mallory");
+  other_user.status = store::ConnectionStatus::kNeedsReauth;
+  worker::JobContext ignored;
+  ignored.connections = {other_user};
+  auto ok = engine_->Run(MakeJob("fitbit", "garmin"), ignored);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->written, 1);
+
+  store::Connection stale = *source;
+  stale.status = store::ConnectionStatus::kNeedsReauth;
+  worker::JobContext used;
+  used.connections = {stale};
+  auto revoked = engine_->Run(MakeJob("fitbit", "garmin"), used);
+  ASSERT_FALSE(revoked.ok());
+  EXPECT_EQ(revoked.error().code, Errc::kAuthRevoked) << revoked.error().message;
+}
+
 TEST_P(SyncEngineTest, ReverseSyncWritesNothingBack) {
   for (auto r : {Workout("f1", 3 * kDay), Workout("f2", 2 * kDay)}) fitbit_->Put(PU("fitbit"), r);
   ASSERT_TRUE(Sync("fitbit", "garmin").ok());
