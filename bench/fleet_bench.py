@@ -67,18 +67,37 @@ def loadgen(targets, tokens, seconds, workdir, name, rate=0):
     return results
 
 
-def cpu_seconds(pids):
-    """User + system CPU seconds of these processes so far (/proc/PID/stat; gone ones count 0)."""
+def cpu_by_pid(pids):
+    """User + system CPU seconds of each of these processes so far (/proc/PID/stat)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    out = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
         except (OSError, IndexError, ValueError):
             pass
-    return total / tick
+    return out
+
+
+class CpuMeter:
+    """CPU seconds per process kind between start() and stop(): the processes alive at stop()
+    (PostgreSQL backends come and go), each counted from start() or from 0 if it started since.
+    A process that exited meanwhile is not counted (its CPU is lost with it)."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def start(self):
+        self.t0 = {k: cpu_by_pid(v) for k, v in process_kinds(self.c).items()}
+
+    def stop(self):
+        out = {}
+        for k, pids in process_kinds(self.c).items():
+            now = cpu_by_pid(pids)
+            out[k] = sum(v - self.t0.get(k, {}).get(pid, 0.0) for pid, v in now.items())
+        return out
 
 
 def children(ppid):
@@ -119,10 +138,10 @@ def sustain(c, args, tokens_path, work, out):
     total = args.sustain_rate * len(c.apis)
     print(f"== sustained end to end: {total}/s posted for {args.sustain_seconds}s, {args.workers} workers",
           file=sys.stderr)
-    kinds = process_kinds(c)
     if args.pg_statements:
         psql(c, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()")
-    cpu0 = {k: cpu_seconds(v) for k, v in kinds.items()}
+    meter = CpuMeter(c)
+    meter.start()
     base = succeeded(c.workers)
     t0 = time.time()
     res = loadgen([f"http://127.0.0.1:{a.port}" for a in c.apis], tokens_path, args.sustain_seconds, work,
@@ -136,7 +155,7 @@ def sustain(c, args, tokens_path, work, out):
         if now != done:
             done, progress_at = now, time.time()
     span = (progress_at if done < accepted else time.time()) - t0
-    cpu = {k: cpu_seconds(v) - cpu0[k] for k, v in kinds.items()}
+    cpu = meter.stop()
     if args.pg_statements:
         print(f"== PostgreSQL statements during the sustained phase, per succeeded job ({int(done)})",
               file=sys.stderr)
@@ -151,6 +170,7 @@ def sustain(c, args, tokens_path, work, out):
                 "sustain_succeeded": int(done), "sustain_span_s": round(span, 2),
                 "sustain_drain_s": round(span - posted_s, 2),
                 "sustain_jobs_per_s": round(done / span, 1) if span > 0 else 0.0,
+                "sustain_intake_p50_ms": max(r["latency_ms"]["p50"] for r in res),
                 "sustain_intake_p99_ms": max(r["latency_ms"]["p99"] for r in res),
                 "sustain_cpu_ms_per_job": {k: round(1000 * v / max(1, done), 3) for k, v in cpu.items()}})
 
@@ -246,13 +266,13 @@ def main():
 
         # -- 3. fleet intake
         print(f"== fleet intake: {args.apis} API processes, {args.intake_seconds}s saturation", file=sys.stderr)
-        kinds = process_kinds(c)
-        cpu0 = {k: cpu_seconds(v) for k, v in kinds.items()}
+        meter = CpuMeter(c)
+        meter.start()
         res = loadgen([f"http://127.0.0.1:{a.port}" for a in c.apis], tokens_path, args.intake_seconds, work,
                       "fleet")
         accepted = max(1, sum(r["status_2xx"] for r in res))
-        out["fleet_intake_cpu_ms_per_job"] = {k: round(1000 * (cpu_seconds(v) - cpu0[k]) / accepted, 3)
-                                              for k, v in kinds.items() if k in ("postgres", "api")}
+        out["fleet_intake_cpu_ms_per_job"] = {k: round(1000 * v / accepted, 3) for k, v in meter.stop().items()
+                                              if k in ("postgres", "api")}
         out["fleet_intake_2xx_per_s"] = round(sum(r["achieved_rate_2xx"] for r in res), 1)
         out["fleet_intake_per_api"] = [round(r["achieved_rate_2xx"], 1) for r in res]
         out["fleet_p99_ms"] = max(r["latency_ms"]["p99"] for r in res)
@@ -291,7 +311,8 @@ def main():
         print(f"{'sustained end to end (' + str(out['sustain_target_per_s']) + '/s posted)':45} "
               f"{out['sustain_jobs_per_s']:>10} jobs/s   ({out['sustain_succeeded']} of {out['sustain_accepted']} "
               f"accepted jobs succeeded in {out['sustain_span_s']} s, {out['sustain_drain_s']} s after posting "
-              f"ended; {out['sustain_rejected']} posts not accepted; intake p99 {out['sustain_intake_p99_ms']} ms)")
+              f"ended; {out['sustain_rejected']} posts not accepted; intake p50 {out['sustain_intake_p50_ms']} ms, "
+              f"p99 {out['sustain_intake_p99_ms']} ms)")
         print(f"{'  CPU ms per succeeded job':45} " +
               ", ".join(f"{k} {v}" for k, v in out["sustain_cpu_ms_per_job"].items()))
     print(f"{'fleet intake (' + str(args.apis) + ' API processes)':45} {out['fleet_intake_2xx_per_s']:>10} req/s 2xx"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <latch>
 #include <string>
@@ -243,6 +244,35 @@ TEST_F(TwoProcesses, CreateJobWithOneIdempotencyKeyFromTwoThreadsCreatesOneJob) 
   ASSERT_TRUE(stats.ok()) << stats.error().message;
   EXPECT_EQ(stats->enqueued_total, kRounds);
   EXPECT_EQ(stats->visible + stats->delayed + stats->in_flight, kRounds);
+}
+
+// The API's path: a job created by another process's store (CreateJob's pipelined transaction,
+// whose queue_send NOTIFYs while a receiver waits) wakes a receiver that long-polls here. The
+// receiver's recheck interval is longer than its wait, so only that notification can deliver the
+// job before the wait ends.
+TEST_F(TwoProcesses, AJobCreatedByAnotherProcessWakesALongPollingReceiver) {
+  queue::QueueSettings slow_recheck;
+  slow_recheck.long_poll_interval = std::chrono::minutes{10};
+  store::PostgresJobQueue receiver(schema_.pool(), slow_recheck, clock_);
+  ASSERT_TRUE(receiver.Start().ok());
+  for (int round = 0; round < 3; ++round) {
+    const std::string job = "job_wake_" + std::to_string(round);
+    std::thread creator([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+      ASSERT_TRUE(b_.CreateJob(MakeJob("alice", job), Msg("alice", job), nullptr).ok());
+    });
+    queue::ReceiveOptions wait;
+    wait.wait = std::chrono::seconds{20};
+    const auto t0 = std::chrono::steady_clock::now();
+    auto got = receiver.Receive(wait);
+    const bool woken = std::chrono::steady_clock::now() - t0 < wait.wait;
+    creator.join();
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    ASSERT_EQ(got->size(), 1u) << "round " << round;
+    EXPECT_TRUE(woken) << "round " << round << ": the receive waited for its whole bound";
+    ASSERT_TRUE(receiver.Delete((*got)[0].receipt).ok());
+  }
+  receiver.Stop();
 }
 
 TEST_F(TwoProcesses, PurgeFinishedJobsBeforeDeletesOnlyOldFinishedJobsInBatches) {
