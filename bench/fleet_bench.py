@@ -156,6 +156,7 @@ def sustain(c, args, tokens_path, work, out):
             done, progress_at = now, time.time()
     span = (progress_at if done < accepted else time.time()) - t0
     cpu = meter.stop()
+    out["sustain_sim_duplicates"] = c.sim.stats()["totals"]["duplicates"]  # phases 1 and 2
     if args.pg_statements:
         print(f"== PostgreSQL statements during the sustained phase, per succeeded job ({int(done)})",
               file=sys.stderr)
@@ -312,7 +313,7 @@ def main():
               f"{out['sustain_jobs_per_s']:>10} jobs/s   ({out['sustain_succeeded']} of {out['sustain_accepted']} "
               f"accepted jobs succeeded in {out['sustain_span_s']} s, {out['sustain_drain_s']} s after posting "
               f"ended; {out['sustain_rejected']} posts not accepted; intake p50 {out['sustain_intake_p50_ms']} ms, "
-              f"p99 {out['sustain_intake_p99_ms']} ms)")
+              f"p99 {out['sustain_intake_p99_ms']} ms; sim duplicates {out['sustain_sim_duplicates']})")
         print(f"{'  CPU ms per succeeded job':45} " +
               ", ".join(f"{k} {v}" for k, v in out["sustain_cpu_ms_per_job"].items()))
     print(f"{'fleet intake (' + str(args.apis) + ' API processes)':45} {out['fleet_intake_2xx_per_s']:>10} req/s 2xx"
