@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/clock.hpp"
@@ -59,6 +61,25 @@ class JobQueueConformance : public ::testing::Test {
     std::vector<std::string> out;
     for (const auto& m : ms) out.push_back(m.body);
     return out;
+  }
+  // Long-polls `q` (10 s bound) while `act` runs 50 ms later on another thread. Returns the bodies
+  // received and whether the receive ended before its bound. Not a speed check: a receive never
+  // woken ends at its bound (its last attempt then finds the message too), so "before the bound"
+  // is what tells a wake-up from the deadline.
+  static std::pair<std::vector<std::string>, bool> ReceiveWokenBy(
+      queue::JobQueue& q, const std::function<void()>& act) {
+    std::thread actor([&] {
+      std::this_thread::sleep_for(50ms);
+      act();
+    });
+    queue::ReceiveOptions wait;
+    wait.wait = 10s;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto got = q.Receive(wait);
+    const bool woken = std::chrono::steady_clock::now() - t0 < wait.wait;
+    actor.join();
+    EXPECT_TRUE(got.ok()) << got.error().message;
+    return {got.ok() ? Bodies(*got) : std::vector<std::string>{}, woken};
   }
   static queue::QueueStats StatsOf(queue::JobQueue& q) {
     auto s = q.Stats();
@@ -692,20 +713,9 @@ TYPED_TEST_P(JobQueueConformance, DeleteWakesALongPollForTheGroupsNextMessage) {
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(this->Bodies(*first), std::vector<std::string>{"first"});
 
-  std::thread acker([&] {
-    std::this_thread::sleep_for(50ms);
-    EXPECT_TRUE(q.Delete((*first)[0].receipt).ok());
-  });
-  queue::ReceiveOptions wait;
-  wait.wait = 10s;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto got = q.Receive(wait);
-  // Not a speed check: a receive that was never woken ends at its bound (its last attempt then
-  // finds the message too), so "before the bound" is what tells a wake-up from the deadline.
-  const bool woken = std::chrono::steady_clock::now() - t0 < wait.wait;
-  acker.join();
-  ASSERT_TRUE(got.ok());
-  EXPECT_EQ(this->Bodies(*got), std::vector<std::string>{"second"});
+  const auto [bodies, woken] =
+      this->ReceiveWokenBy(q, [&] { EXPECT_TRUE(q.Delete((*first)[0].receipt).ok()); });
+  EXPECT_EQ(bodies, std::vector<std::string>{"second"});
   EXPECT_TRUE(woken) << "the receive waited for its whole bound: Delete did not wake it";
 }
 
@@ -725,19 +735,11 @@ TYPED_TEST_P(JobQueueConformance, DeleteBatchWakesALongPollForTheGroupsNextMessa
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->size(), 2u);
 
-  std::thread acker([&] {
-    std::this_thread::sleep_for(50ms);
+  const auto [bodies, woken] = this->ReceiveWokenBy(q, [&] {
     for (const Status& s : q.DeleteBatch({(*first)[0].receipt, (*first)[1].receipt}))
       EXPECT_TRUE(s.ok());
   });
-  queue::ReceiveOptions wait;
-  wait.wait = 10s;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto got = q.Receive(wait);
-  const bool woken = std::chrono::steady_clock::now() - t0 < wait.wait;
-  acker.join();
-  ASSERT_TRUE(got.ok());
-  EXPECT_EQ(this->Bodies(*got), std::vector<std::string>{"a2"});
+  EXPECT_EQ(bodies, std::vector<std::string>{"a2"});
   EXPECT_TRUE(woken) << "the receive waited for its whole bound: DeleteBatch did not wake it";
 }
 
