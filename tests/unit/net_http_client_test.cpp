@@ -21,6 +21,22 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// Runs call(t, i) for i < calls on each of `threads` threads at once; returns how many returned
+// true.
+int CountOkCalls(int threads, int calls, const std::function<bool(int, int)>& call) {
+  std::atomic<int> ok{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = 0; i < calls; ++i) {
+        if (call(t, i)) ++ok;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  return ok.load();
+}
+
 class NetHttpClientTest : public ::testing::Test {
  protected:
   void StartServer(std::chrono::milliseconds idle_timeout = milliseconds{60'000}) {
@@ -246,22 +262,15 @@ TEST_F(NetHttpClientTest, ConcurrentCallsFromEightThreads) {
   StartServer();
   auto client = MakeHttpClient();
   constexpr int kThreads = 8, kCalls = 40;
-  std::atomic<int> ok{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kCalls; ++i) {
-        HttpCall c;
-        c.method = "POST";
-        c.url = Url("/echo");
-        c.body = "t" + std::to_string(t) + "i" + std::to_string(i);
-        auto r = client->Send(c);
-        if (r.ok() && r->status == 200 && r->body.ends_with(c.body)) ++ok;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(ok.load(), kThreads * kCalls);
+  const int ok = CountOkCalls(kThreads, kCalls, [&](int t, int i) {
+    HttpCall c;
+    c.method = "POST";
+    c.url = Url("/echo");
+    c.body = "t" + std::to_string(t) + "i" + std::to_string(i);
+    auto r = client->Send(c);
+    return r.ok() && r->status == 200 && r->body.ends_with(c.body);
+  });
+  EXPECT_EQ(ok, kThreads * kCalls);
   // Connections are pooled: never more than one per concurrent caller.
   EXPECT_LE(Connections(), static_cast<uint64_t>(kThreads));
 }
@@ -350,22 +359,15 @@ TEST_F(HttpServerInlineTest, DeferredResponsesReachTheirOwnRequestsUnderConcurre
   StartInline();
   auto client = MakeHttpClient();
   constexpr int kThreads = 8, kCalls = 30;
-  std::atomic<int> ok{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kCalls; ++i) {
-        HttpCall c;
-        const std::string tag = std::to_string(t) + "-" + std::to_string(i);
-        c.method = "POST";
-        c.url = Url("/inline/later/" + tag);
-        auto r = client->Send(c);
-        if (r.ok() && r->status == 200 && r->body == "later " + tag) ++ok;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(ok.load(), kThreads * kCalls);
+  const int ok = CountOkCalls(kThreads, kCalls, [&](int t, int i) {
+    HttpCall c;
+    const std::string tag = std::to_string(t) + "-" + std::to_string(i);
+    c.method = "POST";
+    c.url = Url("/inline/later/" + tag);
+    auto r = client->Send(c);
+    return r.ok() && r->status == 200 && r->body == "later " + tag;
+  });
+  EXPECT_EQ(ok, kThreads * kCalls);
   EXPECT_EQ(requests_.load(), 0);  // the pool handler never ran
 }
 
