@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/log.hpp"
+#include "store/sqlite/page_cache.hpp"
 #include "store/sqlite/wal_buffer_vfs.hpp"
 
 namespace syncwell::store {
@@ -412,7 +413,10 @@ int64_t ElapsedNs(std::chrono::steady_clock::time_point since) {
 // time). Fails harmlessly (SQLITE_MISUSE) if something initialised SQLite first.
 void ConfigureSqliteOnce() {
   static std::once_flag once;
-  std::call_once(once, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+  std::call_once(once, [] {
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    (void)InstallSqlitePageCache();  // see page_cache.hpp
+  });
 }
 }  // namespace
 
