@@ -1,14 +1,17 @@
 // The server's only Beast translation unit (compile time: see MEASURED.md).
 #include "api/http_server.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "api/problem.hpp"
 #include "core/asio.hpp"
@@ -82,8 +85,9 @@ class HttpServer::Impl {
       : settings_(std::move(s)),
         handler_(std::move(h)),
         metrics_(m),
+        iocs_(MakeContexts(settings_.io_threads)),
         pool_(static_cast<size_t>(settings_.handler_threads)),
-        acceptor_(ioc_) {
+        acceptor_(*iocs_.front()) {
     connections_total_ =
         &m.GetCounter("syncwell_http_connections_total", "Accepted TCP connections");
     rejected_ = &m.GetCounter("syncwell_http_overload_rejections_total",
@@ -111,9 +115,10 @@ class HttpServer::Impl {
                                                ec.message());
     }
     port_ = acceptor_.local_endpoint().port();
-    asio::co_spawn(ioc_, Accept(), [](std::exception_ptr e) { LogEscaped(e, "accept"); });
-    for (int i = 0; i < std::max(1, settings_.io_threads); ++i) {
-      threads_.emplace_back([this] { ioc_.run(); });
+    asio::co_spawn(*iocs_.front(), Accept(), [](std::exception_ptr e) { LogEscaped(e, "accept"); });
+    for (auto& ioc : iocs_) {
+      guards_.push_back(asio::make_work_guard(*ioc));  // run() until Stop(), even with no socket
+      threads_.emplace_back([ctx = ioc.get()] { ctx->run(); });
     }
     return {};
   }
@@ -122,7 +127,7 @@ class HttpServer::Impl {
 
   void Drain(std::chrono::milliseconds timeout) {
     draining_ = true;
-    asio::post(ioc_, [this] {
+    asio::post(*iocs_.front(), [this] {
       boost::system::error_code ec;
       acceptor_.close(ec);
     });
@@ -141,12 +146,13 @@ class HttpServer::Impl {
 
   void Stop() {
     if (stopped_.exchange(true)) return;
-    ioc_.stop();
+    for (auto& ioc : iocs_) ioc->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    guards_.clear();
     // No deferred response can start now (they start on I/O threads), but those started may
-    // still complete: they post to ioc_, which must outlive them. Their work (a store write)
-    // always completes, even when the store stops.
+    // still complete: they post to their connection's io_context, which must outlive them. Their
+    // work (a store write) always completes, even when the store stops.
     for (int waited_ms = 0; deferred_.load() > 0; ++waited_ms) {
       if (waited_ms % 5000 == 4999)
         log::Warn("stop: waiting for deferred responses",
@@ -161,8 +167,18 @@ class HttpServer::Impl {
   ~Impl() { Stop(); }
 
  private:
+  // One io_context per I/O thread, each run by that thread alone: a connection lives on one of
+  // them (round robin at accept), so its handlers never run concurrently without a strand, and
+  // the scheduler never wakes a second thread for a handler (with two threads on one io_context
+  // those futex wake-ups were ~6% of the server's CPU in the end-to-end bench, session 11).
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
+    std::vector<std::unique_ptr<asio::io_context>> v;
+    for (int i = 0; i < std::max(1, n); ++i) v.push_back(std::make_unique<asio::io_context>(1));
+    return v;
+  }
+
   struct SessionState {
-    asio::any_io_executor strand;
+    asio::any_io_executor strand;         // the connection's io_context (one thread: a strand)
     beast::tcp_stream* stream = nullptr;  // null once the session has ended; touched on strand only
     bool busy = false;                    // strand only
   };
@@ -179,13 +195,13 @@ class HttpServer::Impl {
 
   awaitable<void> Accept() {
     for (;;) {
-      auto [ec, sock] =
-          co_await acceptor_.async_accept(asio::make_strand(ioc_), asio::as_tuple(use_awaitable));
+      asio::io_context& home = *iocs_[next_context_++ % iocs_.size()];
+      auto [ec, sock] = co_await acceptor_.async_accept(home, asio::as_tuple(use_awaitable));
       if (ec) {
         if (draining_ || ec == asio::error::operation_aborted) co_return;
         log::Warn("accept failed", {{"error", ec.message()}});
         // EMFILE and friends: back off instead of spinning.
-        asio::steady_timer t(ioc_, std::chrono::milliseconds(50));
+        asio::steady_timer t(*iocs_.front(), std::chrono::milliseconds(50));
         co_await t.async_wait(asio::as_tuple(use_awaitable));
         continue;
       }
@@ -474,7 +490,9 @@ class HttpServer::Impl {
   InlineHandler inline_handler_;
   std::atomic<int> deferred_{0};  // deferred responses started and not yet completed
   obs::Registry& metrics_;
-  asio::io_context ioc_;
+  std::vector<std::unique_ptr<asio::io_context>> iocs_;  // one per I/O thread
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  size_t next_context_ = 0;  // Accept() only
   asio::thread_pool pool_;
   tcp::acceptor acceptor_;
   std::vector<std::thread> threads_;

@@ -1,11 +1,13 @@
 #pragma once
 // HttpServer: Boost.Beast HTTP/1.1 server on C++20 coroutines (the only Beast TU of the server).
 //
-// Threads: `io_threads` threads run one io_context (all socket I/O); each request is handed to a
-// separate blocking pool of `handler_threads` threads that runs the Handler (which may call the
-// store), and the coroutine resumes on the connection's strand to write. An InlineHandler, if
+// Threads: `io_threads` threads, each running an io_context of its own (all socket I/O); each
+// accepted connection is given to one of them in turn and stays there, so its handlers run one
+// at a time on that thread (an implicit strand). Each request is handed to a separate blocking
+// pool of `handler_threads` threads that runs the Handler (which may call the store), and the
+// coroutine resumes on the connection's thread to write. An InlineHandler, if
 // set, sees each request first on the I/O thread: it may take it (answering at once or with a
-// DeferredResponse whose completion resumes the coroutine on its strand: no pool thread, no
+// DeferredResponse whose completion resumes the coroutine on its thread: no pool thread, no
 // blocked thread at all) or leave it to the pool. It must do only short, non-blocking work.
 // Limits: header and body sizes (431/413), read and idle timeouts (slow clients are closed),
 // max connections and max queued requests (503 + Retry-After when exceeded).
