@@ -5,10 +5,11 @@
 // which blocks. TryInline is the exception: with `inline_intake` set (embedded store, local
 // keys: nothing on the way blocks for long) it takes POST /v1/sync-jobs on the I/O thread and
 // answers it with a DeferredResponse completed by the store's group commit, so no thread waits
-// for the commit (docs/adr/0001). Thread-safe: any number of requests run concurrently. Owns the
-// idempotency in-flight table (409 while the first request with a key is running) and the per-user
-// request limiter; everything durable lives in the Store. Lifecycle: constructed by src/app after
-// the store and authenticator; must outlive the HTTP server.
+// for the commit (docs/adr/0001); and GET /v1/sync-jobs/{id}, one read, answered at once.
+// Thread-safe: any number of requests run concurrently. Owns the idempotency in-flight table (409
+// while the first request with a key is running) and the per-user request limiter; everything
+// durable lives in the Store. Lifecycle: constructed by src/app after the store and authenticator;
+// must outlive the HTTP server.
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -31,8 +32,9 @@ struct ApiServiceSettings {
   std::chrono::milliseconds idempotency_retention{24 * 3'600'000};
   int user_rate_per_second = 50;  // 0 = unlimited
   int user_burst = 100;
-  // TryInline takes job intake. Only when the store SupportsAsyncWrites() and its reads and the
-  // authenticator never wait on the network (src/app decides: embedded store, no JWKS URL).
+  // TryInline takes job intake and job status reads. Only when the store SupportsAsyncWrites() and
+  // its reads and the authenticator never wait on the network (src/app decides: embedded store, no
+  // JWKS URL).
   bool inline_intake = false;
 };
 

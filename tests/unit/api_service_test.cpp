@@ -400,17 +400,48 @@ TEST_F(ApiServiceInlineTest, AnswersOnlyOnceTheWriteCompletedAndHoldsTheKeyMeanw
   EXPECT_EQ(Messages(), 1u);
 }
 
-TEST_F(ApiServiceInlineTest, OnlyJobIntakeIsTakenAndOnlyWithAnAsyncStore) {
+TEST_F(ApiServiceInlineTest, OnlyJobIntakeAndJobReadsAreTakenAndOnlyWithAnAsyncStore) {
   EXPECT_FALSE(Try(Request("GET", "/v1/connections")).taken);
   EXPECT_FALSE(Try(Request("POST", "/v1/sync-configs", "{}")).taken);
-  EXPECT_FALSE(Try(Request("GET", "/v1/sync-jobs/job_x")).taken);
+  EXPECT_FALSE(Try(Request("GET", "/v1/sync-jobs")).taken);
+  EXPECT_FALSE(Try(Request("DELETE", "/v1/sync-jobs/job_x")).taken);
+  EXPECT_TRUE(Try(Request("GET", "/v1/sync-jobs/job_x")).taken);
   store_.SetAsyncWrites(false);
   EXPECT_FALSE(Try(Request("POST", "/v1/sync-jobs", kJob)).taken);
+  EXPECT_FALSE(Try(Request("GET", "/v1/sync-jobs/job_x")).taken);
   store_.SetAsyncWrites(true);
   ApiService off(Settings(), store_, auth_, clock_, metrics_, "{}");
   HttpResponse now;
   DeferredResponse later;
   EXPECT_FALSE(off.TryInline(Request("POST", "/v1/sync-jobs", kJob), now, later));
+  EXPECT_FALSE(off.TryInline(Request("GET", "/v1/sync-jobs/job_x"), now, later));
+}
+
+// A job read on the I/O thread answers exactly what the pool would: the job to its owner, 404 to
+// anyone else and for an unknown id, 401 without a token; nothing deferred.
+TEST_F(ApiServiceInlineTest, JobReadsAreAnsweredAtOnceAsThePoolWould) {
+  auto posted = Try(Request("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-read"));
+  ASSERT_TRUE(posted.later);
+  auto answer = Start(posted);
+  ASSERT_EQ(store_.RunParkedWrites(), 1u);
+  ASSERT_TRUE(answer->has_value());
+  const std::string id = json::value_to<std::string>(json::parse((*answer)->body).at("jobId"));
+  const std::string path = "/v1/sync-jobs/" + id;
+  for (const auto& [who, status] : std::vector<std::pair<std::string, int>>{
+           {"alice:FREE", 200}, {"bob:FREE", 404}, {"", 401}}) {
+    SCOPED_TRACE(who);
+    auto o = Try(Request("GET", path, "", who));
+    ASSERT_TRUE(o.taken);
+    EXPECT_FALSE(o.later);
+    EXPECT_EQ(o.now.status, status) << o.now.body;
+    const HttpResponse pool = inline_.Handle(Request("GET", path, "", who));
+    EXPECT_EQ(pool.status, status);
+    EXPECT_EQ(o.now.body, pool.body);
+    EXPECT_EQ(o.now.route, pool.route);
+  }
+  auto missing = Try(Request("GET", "/v1/sync-jobs/job_nope", "", "alice:FREE"));
+  ASSERT_TRUE(missing.taken);
+  EXPECT_EQ(missing.now.status, 404);
 }
 
 TEST_F(ApiServiceInlineTest, BadInputIsAnsweredAtOnceAndWritesNothing) {
