@@ -17,6 +17,8 @@
 #   USERS=200  CONNECTIONS=64  LOADGEN_THREADS=1  TIMEOUT=10s
 #   WARMUP_DURATION=3s WARMUP_RATE=300 (0s skips)  SAT_DURATION=15s
 #   FIXED_RATE=3000  FIXED_DURATION=30s
+#   STATUS_DURATION=5s  GET /v1/sync-jobs/{id} saturation (one user's job: the route clients
+#                    poll), reported beside intake (0s skips)
 #   SERVE_LOG_LEVEL=warn  `syncwell serve --log-level` (info logs a line per request to the work dir)
 #   SERVE_ARGS="..."  extra flags for `syncwell serve` (e.g. "--set server.io_threads=1")
 #   KEEP_WORK=1       keep the work dir (data dir, outputs, server logs)
@@ -53,6 +55,7 @@ WARMUP_RATE=${WARMUP_RATE:-300}
 SAT_DURATION=${SAT_DURATION:-15s}
 FIXED_RATE=${FIXED_RATE:-3000}
 FIXED_DURATION=${FIXED_DURATION:-30s}
+STATUS_DURATION=${STATUS_DURATION:-5s}
 # The per-user request limit (default 50/s) would turn a few hundred synthetic users at
 # saturation into 429s; the limiter stays in the path but is set out of reach. --role api
 # measures intake alone (with the default role `all` the worker pool also drains the queue on the
@@ -214,10 +217,30 @@ run_loadgen fixed "$FIXED_DURATION" "${POST[@]}" --rate "$FIXED_RATE"
 snap "$SERVE_PID" "$SERVE_PORT" after_fixed
 rss "$SERVE_PID" fixed
 kill -0 "$SERVE_PID" 2>/dev/null || die "syncwell serve died during the fixed-rate phase"
+if [[ "$(seconds "$STATUS_DURATION")" != 0 ]]; then
+  # One job of the first user, read back as fast as the server answers.
+  read -r tok src dst <"$TOKENS"
+  job=$(python3 - "$SERVE_PORT" "$tok" "$src" "$dst" <<'PY'
+import json, sys, urllib.request
+port, tok, src, dst = sys.argv[1:]
+body = json.dumps({"sourceConnectionId": src, "destinationConnectionId": dst,
+                   "dataType": "workout", "mode": "manual"}).encode()
+req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/sync-jobs", data=body, method="POST",
+                             headers={"Authorization": f"Bearer {tok}", "Idempotency-Key": "status-probe",
+                                      "Content-Type": "application/json"})
+print(json.load(urllib.request.urlopen(req, timeout=10))["jobId"])
+PY
+  ) || die "could not create the job the status phase reads"
+  printf '%s\n' "$tok" >"$WORK/status_token.txt"
+  snap "$SERVE_PID" "$SERVE_PORT" before_status
+  run_loadgen status "$STATUS_DURATION" --target "http://127.0.0.1:$SERVE_PORT" --method GET \
+    --path "/v1/sync-jobs/$job" --tokens "$WORK/status_token.txt" --no-idempotency-key --rate 0
+  snap "$SERVE_PID" "$SERVE_PORT" after_status
+fi
 
 # ---------------------------------------------------------------- (d) summary
 python3 - "$WORK" "$FIXED_RATE" "$STRICT" <<'PY'
-import json, sys
+import json, os, sys
 work, fixed_rate, strict = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"
 def load(name, ext="json"):
     with open(f"{work}/{name}.{ext}") as f:
@@ -267,6 +290,13 @@ def cost(before, after, done):
             f'{ckpts:.0f} writer checkpoints, {avg_ckpt_ms:.1f} ms each')
 rows.insert(3, ("saturation server time", cost("before_saturation", "after_saturation", sat["status_2xx"])))
 rows.insert(6, ("fixed server time", cost("after_saturation", "after_fixed", fix["status_2xx"])))
+if os.path.exists(f"{work}/status.json"):
+    st = load("status")
+    b, a = load("before_status", "snap"), load("after_status", "snap")
+    per = (a["cpu_s"] - b["cpu_s"]) / st["status_2xx"] * 1e6 if st["status_2xx"] else 0.0
+    rows.insert(7, ("job status GET saturation",
+                    f'{st["achieved_rate"]:,.0f} req/s ({st["achieved_rate_2xx"]:,.0f} 2xx)  p50 {st["latency_ms"]["p50"]:.2f} ms  '
+                    f'p99 {st["latency_ms"]["p99"]:.2f} ms  CPU {per:.0f} us/request; errors {errs(st)}'))
 w = max(len(k) for k, _ in rows)
 print("\n=== intake benchmark summary")
 for k, v in rows:
@@ -277,6 +307,10 @@ summary = {"kind": "intake_bench", "baseline_rate": base["achieved_rate"],
            "ratio": ratio, "fixed_rate": fixed_rate, "fixed_achieved_rate": fix["achieved_rate"],
            "fixed_latency_ms": lat, "errors_saturation": sat["errors_total"], "errors_fixed": fix["errors_total"],
            "rss_mb": {k: v for k, v in mem.items()}, "goals": {name: ok for name, ok in goals}}
+if os.path.exists(f"{work}/status.json"):
+    st = load("status")
+    summary["status_get_rate_2xx"] = st["achieved_rate_2xx"]
+    summary["status_get_latency_ms"] = st["latency_ms"]
 print(json.dumps(summary, separators=(",", ":")))
 sys.exit(1 if strict and not all(ok for _, ok in goals) else 0)
 PY
