@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_store.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "store/sqlite/sqlite_job_queue.hpp"
@@ -250,12 +251,34 @@ Status SqliteStore::ReplaceConnectionGrant(const Connection& c, const Idempotenc
   });
 }
 
+namespace {
+Result<Connection> SelectConnection(sqlite3* db, const UserId& user, const ConnectionId& id) {
+  return QueryOne<Connection>(
+      db, std::string("SELECT ") + kConnCols + " FROM connections WHERE id = ? AND user_id = ?",
+      [&](Stmt& s) { s.Bind(1, id.str()).Bind(2, user.str()); }, ReadConnection,
+      NotFound("connection", id.str()));
+}
+}  // namespace
+
 Result<Connection> SqliteStore::GetConnection(const UserId& user, const ConnectionId& id) {
-  return db_.Read([&](sqlite3* db) {
-    return QueryOne<Connection>(
-        db, std::string("SELECT ") + kConnCols + " FROM connections WHERE id = ? AND user_id = ?",
-        [&](Stmt& s) { s.Bind(1, id.str()).Bind(2, user.str()); }, ReadConnection,
-        NotFound("connection", id.str()));
+  return db_.Read([&](sqlite3* db) { return SelectConnection(db, user, id); });
+}
+
+Result<std::vector<Connection>> SqliteStore::GetConnections(const UserId& user,
+                                                            const std::vector<ConnectionId>& ids) {
+  return db_.Read([&](sqlite3* db) -> Result<std::vector<Connection>> {
+    std::vector<Connection> out;
+    for (const auto& id : ids) {
+      if (std::any_of(out.begin(), out.end(), [&](const Connection& c) { return c.id == id; }))
+        continue;  // asked twice
+      auto c = SelectConnection(db, user, id);
+      if (c) {
+        out.push_back(std::move(*c));
+      } else if (c.error().code != Errc::kNotFound) {
+        return c.error();
+      }
+    }
+    return out;
   });
 }
 

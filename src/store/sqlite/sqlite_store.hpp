@@ -46,6 +46,10 @@ class SqliteStore final : public Store {
   Status CreateConnection(const Connection& c, const IdempotencyRecord* idem) override;
   Status ReplaceConnectionGrant(const Connection& c, const IdempotencyRecord* idem) override;
   Result<Connection> GetConnection(const UserId& user, const ConnectionId& id) override;
+  // One read transaction for all of them: each transaction starts with a cold page cache (the
+  // WAL changed), so the lookups after the first reuse the pages the first one read.
+  Result<std::vector<Connection>> GetConnections(const UserId& user,
+                                                 const std::vector<ConnectionId>& ids) override;
   Result<std::vector<Connection>> ListConnections(const UserId& user) override;
   Result<std::vector<Connection>> FindConnectionsByProviderUser(
       const std::string& provider, const std::string& provider_user_id) override;
