@@ -64,9 +64,18 @@ void Rekey(sqlite3_pcache* p, sqlite3_pcache_page* page, unsigned old_key, unsig
   g_inner.xRekey(c->inner, page, Key(c, old_key), Key(c, new_key));
 }
 
-// A page parked under the temporary key lives at key 0, which a truncate never reaches; SQLite
-// only parks a page for the length of one balance step, and never truncates in between.
-void Truncate(sqlite3_pcache* p, unsigned limit) { g_inner.xTruncate(Of(p)->inner, limit); }
+// A page stored at key 0 stands for the temporary key, so a truncate that reaches that key drops
+// it as the default cache would (SQLite parks a page only for one balance step and never
+// truncates in between, so this finds nothing; it keeps the wrapper exact whatever the caller).
+void Truncate(sqlite3_pcache* p, unsigned limit) {
+  Cache* c = Of(p);
+  if (limit <= c->temporary_key) {
+    if (sqlite3_pcache_page* parked = g_inner.xFetch(c->inner, 0, 0)) {
+      g_inner.xUnpin(c->inner, parked, 1);
+    }
+  }
+  g_inner.xTruncate(c->inner, limit);
+}
 
 void Destroy(sqlite3_pcache* p) {
   Cache* c = Of(p);
