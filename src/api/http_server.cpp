@@ -178,13 +178,13 @@ class HttpServer::Impl {
   }
 
   struct SessionState {
-    asio::any_io_executor strand;         // the connection's io_context (one thread: a strand)
-    beast::tcp_stream* stream = nullptr;  // null once the session has ended; touched on strand only
-    bool busy = false;                    // strand only
+    asio::any_io_executor executor;       // the connection's io_context (one thread)
+    beast::tcp_stream* stream = nullptr;  // null once the session has ended; on executor only
+    bool busy = false;                    // executor only
   };
 
   void CloseIfIdle(const std::shared_ptr<SessionState>& st) {
-    asio::post(st->strand, [st] {
+    asio::post(st->executor, [st] {
       if (st->stream && !st->busy) {
         boost::system::error_code ec;
         st->stream->socket().shutdown(tcp::socket::shutdown_both, ec);
@@ -216,7 +216,7 @@ class HttpServer::Impl {
 
   static awaitable<void> Session(Impl* self, tcp::socket sock) {
     auto state = std::make_shared<SessionState>();
-    state->strand = sock.get_executor();
+    state->executor = sock.get_executor();
     beast::tcp_stream stream(std::move(sock));
     state->stream = &stream;
     self->open_++;
@@ -368,7 +368,7 @@ class HttpServer::Impl {
   }
 
   // Suspends the session until `later` completes; its completion (on whatever thread finished
-  // the work) posts the response back to the session's strand. No thread waits meanwhile.
+  // the work) posts the response back to the session's thread. No thread waits meanwhile.
   awaitable<HttpResponse> AwaitDeferred(DeferredResponse later) {
     // Named locals only: GCC 12 mis-destroys non-trivial temporaries inside a co_await
     // expression (a lambda owning `later` there was destroyed twice).

@@ -81,6 +81,11 @@ struct SyncEngine::JobRun {
   SyncOutcome out;
   size_t max_reasons = 0;
 
+  // The connection `id` as the worker pool already read it, if it did (see JobContext).
+  const store::Connection* Loaded(const ConnectionId& id) const {
+    return ctx != nullptr ? ctx->Loaded(id) : nullptr;
+  }
+
   void Skip(SyncMetrics& m, const std::string& source_id, std::string reason) {
     const std::string cls = ReasonClass(reason);
     ++out.skipped[cls];
@@ -248,8 +253,7 @@ Result<T> SyncEngine::Call(JobRun& run, ConnectionSession& s, bool source_side, 
 
 Result<ConnectionSession*> SyncEngine::Destination(JobRun& run) {
   if (!run.dst) {
-    auto s = sessions_.Open(run.user, run.destination,
-                            run.ctx != nullptr ? run.ctx->Loaded(run.destination) : nullptr);
+    auto s = sessions_.Open(run.user, run.destination, run.Loaded(run.destination));
     if (!s.ok()) return s.error();
     run.dst.emplace(std::move(*s));
   }
@@ -631,8 +635,7 @@ Result<SyncOutcome> SyncEngine::RunJob(const store::Job& job, worker::JobContext
   if (window.start_ms >= window.end_ms) return run.out;  // an empty (future) range
 
   // b. Source metadata.
-  auto src = sessions_.Open(run.user, run.source,
-                            run.ctx != nullptr ? run.ctx->Loaded(run.source) : nullptr);
+  auto src = sessions_.Open(run.user, run.source, run.Loaded(run.source));
   if (!src.ok()) return src.error();
   run.src.emplace(std::move(*src));
   auto metas =

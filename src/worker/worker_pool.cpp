@@ -496,15 +496,14 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
   }
   // Both of the job's connections in one read (one round trip on PostgreSQL); the handler gets
   // them in its context and does not read them again.
+  JobContext ctx;
   auto conns = store_.GetConnections(user, {job->source, job->destination});
   if (!conns) {
     FailDelivery(m, &*job, "store: " + conns.error().message);
     return;
   }
-  const store::Connection* conn = nullptr;
-  for (const auto& c : *conns) {
-    if (c.id == job->source) conn = &c;
-  }
+  ctx.connections = std::move(*conns);
+  const store::Connection* conn = ctx.Loaded(job->source);
   if (conn == nullptr) {
     FailJobNow(m, job_id, "source connection no longer exists", "connection_gone");
     return;
@@ -563,15 +562,12 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
     f.cancel = cancel;
     inflight_[m.message_id] = std::move(f);
   }
-  JobContext ctx;
   ctx.attempt = m.receive_count;
   ctx.message_id = m.message_id;
   ctx.provider = conn->provider;
   ctx.provider_user = conn->provider_user_id;
   ctx.granted_at = granted_at;
   ctx.cancel = cancel.get();
-  ctx.connections = std::move(*conns);
-  conn = ctx.Loaded(job->source);  // the same element, now owned by ctx
   Result<void> result = [&]() -> Result<void> {
     try {
       return handler_.Handle(*job, ctx);
