@@ -78,7 +78,7 @@ struct ProviderSimOptions {
   std::string webhook_target;  // SyncWell server base URL for webhooks
   std::string latency;         // "50ms-300ms"
   bool no_rate_limits = false;
-  int handler_threads = 256;
+  int handler_threads = 32;
   bool access_log = false;
 };
 int RunProviderSim(const ProviderSimOptions& o);

@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
   sim->add_flag("--no-rate-limits", sim_opts.no_rate_limits,
                 "answer no 429s (default: each provider's published limits)");
   sim->add_option("--handler-threads", sim_opts.handler_threads,
-                  "blocking request threads (latency sleeps in them)");
+                  "threads for /_sim requests (provider latency holds no thread)");
   sim->add_flag("--access-log", sim_opts.access_log, "log every request");
 
   syncwell::app::DemoOptions demo_opts;

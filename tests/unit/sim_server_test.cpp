@@ -115,9 +115,9 @@ class SimServerTest : public ::testing::Test {
  protected:
   void SetUp() override { Start(DefaultSimSettings(/*rate_limits=*/false)); }
 
-  void Start(SimSettings settings) {
+  void Start(SimSettings settings, int handler_threads = 16) {
     SimServerOptions o;
-    o.handler_threads = 16;
+    o.handler_threads = handler_threads;
     // Only the test module: these tests must not depend on the real provider modules.
     o.builtin_modules = false;
     o.modules = {TestGarmin()};
@@ -344,6 +344,43 @@ TEST_F(SimServerTest, HangingRequestsTimeOutAndStopDoesNotWaitForThem) {
   auto late = pending.get();
   if (late.ok()) {
     EXPECT_GE(late->status, 500);
+  }
+}
+
+// Injected waits hold no thread: with one handler thread and one response lane, many requests
+// wait at once (as at a real provider) and /_sim still answers meanwhile; Stop() answers them all.
+TEST_F(SimServerTest, WaitingRequestsHoldNoThread) {
+  server_->Stop();
+  Start(DefaultSimSettings(/*rate_limits=*/false), /*handler_threads=*/1);
+  const std::string token = Login("alice");
+  Configure(R"({"provider":"garmin","timeout_rate":1,"timeout_hang_ms":60000})");
+  constexpr int kClients = 12;
+  std::vector<std::future<Result<net::HttpResult>>> pending;
+  for (int i = 0; i < kClients; ++i) {
+    pending.push_back(std::async(std::launch::async, [&] {
+      net::HttpCall c;
+      c.url = server_->base_url() + "/garmin/records/workout";
+      c.headers = {{"Authorization", "Bearer " + token}};
+      c.timeout = milliseconds(30'000);
+      return client_->Send(c);
+    }));
+  }
+  int64_t waiting = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (waiting < kClients && std::chrono::steady_clock::now() < deadline) {
+    auto stats = Call("GET", "/_sim/stats", "", "", milliseconds(2'000));
+    ASSERT_EQ(stats.status, 200) << stats.body;
+    waiting = json::parse(stats.body).at("waiting").as_int64();
+    if (waiting < kClients) std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(waiting, kClients);
+  server_->Stop();
+  for (auto& f : pending) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    auto r = f.get();
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 503);
+    EXPECT_NE(r->body.find("simulator stopping"), std::string::npos) << r->body;
   }
 }
 

@@ -1,6 +1,7 @@
 #include "providers/sim/sim_server.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <cctype>
 #include <cmath>
@@ -9,7 +10,10 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <queue>
 #include <sstream>
+#include <thread>
 
 #include "api/http_server.hpp"
 #include "net/http_client.hpp"
@@ -403,6 +407,98 @@ std::optional<int64_t> ParseInt64(const std::string& s) {
   return neg ? -v : v;
 }
 
+// Runs functions at a given time on a few threads (lanes), none of them held while waiting:
+// what lets the simulator keep thousands of requests in their injected latency at once.
+// Each lane has a min-heap by due time; At() spreads work over the lanes in turn.
+class Delayer {
+ public:
+  using Fn = std::function<void()>;
+  using Time = std::chrono::steady_clock::time_point;
+
+  Delayer() = default;
+  ~Delayer() { Stop(); }
+  Delayer(const Delayer&) = delete;
+  Delayer& operator=(const Delayer&) = delete;
+
+  void Start(int lanes) {
+    for (int i = 0; i < std::max(1, lanes); ++i) {
+      auto lane = std::make_unique<Lane>();
+      lane->thread = std::thread([l = lane.get()] { Run(*l); });
+      lanes_.push_back(std::move(lane));
+    }
+  }
+
+  // Runs `fn` at `due` (at once when `due` has passed). Not started or stopped: on the caller.
+  void At(Time due, Fn fn) {
+    if (!lanes_.empty()) {
+      Lane& lane = *lanes_[next_.fetch_add(1, std::memory_order_relaxed) % lanes_.size()];
+      std::unique_lock lock(lane.mu);
+      if (!lane.stop) {
+        const bool earliest = lane.heap.empty() || due < lane.heap.top().due;
+        lane.heap.push(Item{due, lane.seq++, std::move(fn)});
+        lock.unlock();
+        if (earliest) lane.cv.notify_one();
+        return;
+      }
+    }
+    fn();
+  }
+
+  // Runs everything still waiting at once (each function sees its caller stopping), then joins.
+  void Stop() {
+    for (auto& lane : lanes_) {
+      {
+        std::lock_guard lock(lane->mu);
+        lane->stop = true;
+      }
+      lane->cv.notify_one();
+    }
+    for (auto& lane : lanes_) {
+      if (lane->thread.joinable()) lane->thread.join();
+    }
+  }
+
+ private:
+  struct Item {
+    Time due;
+    uint64_t seq;  // FIFO among equal due times
+    Fn fn;
+    bool operator>(const Item& o) const { return due != o.due ? due > o.due : seq > o.seq; }
+  };
+  struct Lane {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::priority_queue<Item, std::vector<Item>, std::greater<>> heap;
+    uint64_t seq = 0;
+    bool stop = false;
+    std::thread thread;
+  };
+
+  static void Run(Lane& lane) {
+    std::unique_lock lock(lane.mu);
+    while (true) {
+      if (lane.heap.empty()) {
+        if (lane.stop) return;
+        lane.cv.wait(lock);
+        continue;
+      }
+      const Time due = lane.heap.top().due;
+      if (!lane.stop && std::chrono::steady_clock::now() < due) {
+        lane.cv.wait_until(lock, due);
+        continue;
+      }
+      Fn fn = std::move(const_cast<Item&>(lane.heap.top()).fn);
+      lane.heap.pop();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  std::atomic<size_t> next_{0};
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -450,8 +546,16 @@ class SimServer::Impl {
     hs.max_queued_requests = std::max(4096, options_.handler_threads * 4);
     server_ = std::make_unique<api::HttpServer>(
         hs, [this](const api::HttpRequest& r) { return Handle(r); }, metrics_);
+    server_->SetInlineHandler(
+        [this](const api::HttpRequest& r, api::HttpResponse& now, api::DeferredResponse& later) {
+          return TryInline(r, now, later);
+        });
+    delayer_.Start(options_.response_threads);
     auto st = server_->Start();
-    if (!st.ok()) server_.reset();
+    if (!st.ok()) {
+      delayer_.Stop();
+      server_.reset();
+    }
     return st;
   }
 
@@ -461,6 +565,9 @@ class SimServer::Impl {
       stopping_ = true;
     }
     stop_cv_.notify_all();
+    // Requests in their injected wait are answered 503 at once (later ones too: At() runs them
+    // on the caller once stopped), so the drain below never waits for a latency or a hang.
+    delayer_.Stop();
     if (server_) {
       server_->Drain(options_.stop_grace);
       server_->Stop();
@@ -518,13 +625,33 @@ class SimServer::Impl {
   }
 
   // --- provider routes ---
+  //
+  // A provider request is split at its injected wait (World::Admit's latency, plus the hang of an
+  // injected timeout): Prepare() routes, authorizes and admits it (short, in-memory work);
+  // Finish() answers once the wait is over. Handle() sleeps in between (its caller's thread);
+  // the running server instead waits on a Delayer, holding no thread (TryInline).
 
-  api::HttpResponse HandleProvider(const api::HttpRequest& req,
-                                   const std::vector<std::string>& segs) {
-    if (segs.empty()) return JsonError(404, "not_found", "no such provider");
+  struct Prepared {
+    std::optional<api::HttpResponse> answer;  // final without waiting: 404, 405, 401
+    const ModuleSpec* spec = nullptr;
+    const ModuleSpec::Route* route = nullptr;
+    std::map<std::string, std::string> params;
+    std::string route_name;  // "<provider> <method> <pattern>" for metrics and the access log
+    bool admitted = false;   // a kBearer route: `user` and `adm` are set
+    std::string user;
+    Admission adm;
+    std::chrono::milliseconds wait{0};
+  };
+
+  Prepared Prepare(const api::HttpRequest& req, const std::vector<std::string>& segs) {
+    Prepared p;
+    if (segs.empty()) return Answer(std::move(p), JsonError(404, "not_found", "no such provider"));
     auto mit = modules_.find(segs[0]);
-    if (mit == modules_.end()) return JsonError(404, "not_found", "no such provider");
+    if (mit == modules_.end()) {
+      return Answer(std::move(p), JsonError(404, "not_found", "no such provider"));
+    }
     const Module& mod = mit->second;
+    const std::string& provider = mod.spec.provider;
     const std::vector<std::string> rest(segs.begin() + 1, segs.end());
     std::string allow;
     for (size_t i = 0; i < mod.spec.routes.size(); ++i) {
@@ -535,58 +662,75 @@ class SimServer::Impl {
         allow += (allow.empty() ? "" : ", ") + route.method;
         continue;
       }
-      api::HttpResponse resp = Dispatch(mod.spec, route, req, std::move(params));
-      resp.route = mod.spec.provider + " " + route.method + " " + route.pattern;
-      return resp;
+      p.spec = &mod.spec;
+      p.route = &route;
+      p.params = std::move(params);
+      p.route_name = provider + " " + route.method + " " + route.pattern;
+      if (route.auth == SimAuth::kNone) return p;
+      std::string token;
+      if (const std::string* h = req.Header("authorization");
+          h && h->size() > 7 && EqualsIgnoreCase(std::string_view(*h).substr(0, 7), "bearer ")) {
+        token = h->substr(7);
+      }
+      auto user = token.empty() ? Result<std::string>(MakeError(Errc::kUnauthenticated, "none"))
+                                : world_.Authorize(provider, token);
+      if (!user.ok()) {
+        Count(provider + ".unauthorized");
+        api::HttpResponse r;
+        if (mod.spec.unauthorized) {
+          r = mod.spec.unauthorized();
+        } else {
+          r = JsonError(401, "invalid_token", "missing, invalid or expired access token");
+          r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+        }
+        r.status = 401;
+        r.route = p.route_name;
+        p.answer = std::move(r);
+        return p;
+      }
+      p.admitted = true;
+      p.user = std::move(*user);
+      p.adm = world_.Admit(provider, p.user, route.is_write);
+      p.wait = p.adm.latency;
+      if (p.adm.kind == Admission::Kind::kTimeout) p.wait += world_.Profile(provider).timeout_hang;
+      return p;
     }
     if (!allow.empty()) {
       auto r = JsonError(405, "method_not_allowed", "method not allowed");
       r.headers.emplace_back("Allow", allow);
-      return Route(std::move(r), mod.spec.provider + " 405");
+      return Answer(std::move(p), Route(std::move(r), provider + " 405"));
     }
-    return Route(JsonError(404, "not_found", "no such endpoint"), mod.spec.provider + " 404");
+    return Answer(std::move(p),
+                  Route(JsonError(404, "not_found", "no such endpoint"), provider + " 404"));
   }
 
-  api::HttpResponse Dispatch(const ModuleSpec& spec, const ModuleSpec::Route& route,
-                             const api::HttpRequest& req,
-                             std::map<std::string, std::string> params) {
-    const std::string& provider = spec.provider;
-    if (route.auth == SimAuth::kNone) {
-      return route.handler(SimRequest{req, std::move(params), "", nullptr}, world_);
-    }
-    std::string token;
-    if (const std::string* h = req.Header("authorization");
-        h && h->size() > 7 && EqualsIgnoreCase(std::string_view(*h).substr(0, 7), "bearer ")) {
-      token = h->substr(7);
-    }
-    auto user = token.empty() ? Result<std::string>(MakeError(Errc::kUnauthenticated, "none"))
-                              : world_.Authorize(provider, token);
-    if (!user.ok()) {
-      Count(provider + ".unauthorized");
-      api::HttpResponse r;
-      if (spec.unauthorized) {
-        r = spec.unauthorized();
-      } else {
-        r = JsonError(401, "invalid_token", "missing, invalid or expired access token");
-        r.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-      }
-      r.status = 401;
-      return r;
-    }
-    const Admission adm = world_.Admit(provider, *user, route.is_write);
-    if (!Sleep(adm.latency)) return JsonError(503, "unavailable", "simulator stopping");
+  static Prepared Answer(Prepared p, api::HttpResponse r) {
+    p.answer = std::move(r);
+    return p;
+  }
+
+  // After the wait. `p.answer` is empty.
+  api::HttpResponse Finish(const api::HttpRequest& req, Prepared& p) {
+    api::HttpResponse resp = FinishInner(req, p);
+    resp.route = p.route_name;
+    return resp;
+  }
+
+  api::HttpResponse FinishInner(const api::HttpRequest& req, Prepared& p) {
+    if (!p.admitted)
+      return p.route->handler(SimRequest{req, std::move(p.params), "", nullptr}, world_);
+    const Admission& adm = p.adm;
     switch (adm.kind) {
       case Admission::Kind::kError5xx:
         return JsonError(503, "unavailable", "simulated provider outage");
       case Admission::Kind::kTimeout:
         // The client is expected to give up first; the HttpServer API cannot drop a connection
         // without answering, so after the hang a 504 is sent.
-        Sleep(world_.Profile(provider).timeout_hang);
         return JsonError(504, "timeout", "simulated provider timeout");
       case Admission::Kind::kRateLimited: {
         api::HttpResponse r;
-        if (spec.rate_limited) {
-          r = spec.rate_limited(adm);
+        if (p.spec->rate_limited) {
+          r = p.spec->rate_limited(adm);
         } else {
           r = Json(429, {{"error", "rate_limited"},
                          {"scope", adm.limit_scope},
@@ -605,9 +749,61 @@ class SimServer::Impl {
       case Admission::Kind::kOk:
         break;
     }
-    api::HttpResponse resp = route.handler(SimRequest{req, std::move(params), *user, &adm}, world_);
+    api::HttpResponse resp =
+        p.route->handler(SimRequest{req, std::move(p.params), p.user, &adm}, world_);
     if (adm.fail_after_apply) return JsonError(503, "unavailable", "simulated failure after write");
     return resp;
+  }
+
+  api::HttpResponse HandleProvider(const api::HttpRequest& req,
+                                   const std::vector<std::string>& segs) {
+    Prepared p = Prepare(req, segs);
+    if (p.answer) return std::move(*p.answer);
+    if (!Sleep(p.wait)) return Stopping(p.route_name);
+    return Finish(req, p);
+  }
+
+  static api::HttpResponse Stopping(const std::string& route_name) {
+    return Route(JsonError(503, "unavailable", "simulator stopping"), route_name);
+  }
+
+  // The running server's InlineHandler (I/O thread): takes every provider request, prepares it
+  // at once and finishes it on the Delayer when its wait is over. The request outlives the
+  // deferred response (the HttpServer keeps it until `done`).
+  bool TryInline(const api::HttpRequest& req, api::HttpResponse& now,
+                 api::DeferredResponse& later) {
+    auto segs = Segments(req.path);
+    if (req.path == "/healthz" || (!segs.empty() && segs[0] == "_sim")) return false;
+    auto p = std::make_shared<Prepared>();
+    try {
+      *p = Prepare(req, segs);
+    } catch (const std::exception&) {
+      now = JsonError(500, "internal", "simulator error");
+      return true;
+    }
+    if (p->answer) {
+      now = std::move(*p->answer);
+      return true;
+    }
+    const auto due = std::chrono::steady_clock::now() + p->wait;
+    later = [this, p, due, req = &req](std::function<void(api::HttpResponse)> done) {
+      waiting_.fetch_add(1);
+      delayer_.At(due, [this, p, req, done = std::move(done)] {
+        waiting_.fetch_sub(1);
+        if (IsStopping()) return done(Stopping(p->route_name));
+        try {
+          done(Finish(*req, *p));
+        } catch (const std::exception&) {
+          done(JsonError(500, "internal", "simulator error"));
+        }
+      });
+    };
+    return true;
+  }
+
+  bool IsStopping() {
+    std::lock_guard lock(stop_mu_);
+    return stopping_;
   }
 
   // --- /_sim ---
@@ -701,7 +897,8 @@ class SimServer::Impl {
                        {{"records", totals.records},
                         {"writes", totals.writes},
                         {"duplicates", totals.duplicates}}},
-                      {"counters", std::move(counters)}});
+                      {"counters", std::move(counters)},
+                      {"waiting", waiting_.load()}});
   }
 
   api::HttpResponse ConfigJson() {
@@ -861,6 +1058,8 @@ class SimServer::Impl {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  Delayer delayer_;                          // provider requests in their injected wait
+  std::atomic<int64_t> waiting_{0};          // how many are in it now (/_sim/stats "waiting")
   std::unique_ptr<api::HttpServer> server_;  // last: destroyed (joined) first
 };
 

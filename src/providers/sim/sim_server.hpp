@@ -8,11 +8,15 @@
 // World::Admit (latency sleep, 503, hang, 429 + Retry-After, fail_next_writes), then the
 // module's handler.
 //
-// Threads: requests run on the HttpServer's blocking handler pool; injected latency and hangs
-// sleep there, hence the large default pool. Every sleep wakes up early when Stop() is called.
+// Threads: a provider request is routed, authorized and admitted on the HttpServer's I/O thread;
+// its injected latency (or hang) is then a timer on one of `response_threads` Delayer lanes, which
+// also build the answer when it is due: no thread is held while a request waits, so thousands can
+// wait at once (a real provider's concurrency). "/_sim" and "/healthz" run on the blocking handler
+// pool. Handle() (tests, no sockets) sleeps the wait in its caller's thread instead.
 // Lifecycle: construct -> Start() -> Stop() (idempotent; also run by the destructor). Stop()
-// wakes sleeping handlers, drains for at most `stop_grace`, then joins all threads, so it never
-// hangs on timeout-injected requests. Thread-safe: Handle() may run on many threads at once.
+// answers every waiting request 503 at once, drains for at most `stop_grace`, then joins all
+// threads, so it never hangs on timeout-injected requests. Thread-safe: Handle() may run on many
+// threads at once.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -32,7 +36,8 @@ struct SimServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0 = any free port (see SimServer::port())
   int io_threads = 1;
-  int handler_threads = 256;  // latency/hang injection sleeps in handler threads
+  int handler_threads = 32;  // "/_sim" and "/healthz" requests
+  int response_threads = 4;  // Delayer lanes: provider requests' waits and answers
   bool access_log = false;
   // The four provider modules (StravaModule() ... FitbitModule()). Tests may switch them off.
   bool builtin_modules = true;
