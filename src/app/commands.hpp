@@ -95,6 +95,9 @@ struct DemoOptions {
   bool bench = false;  // seed first, then time a burst of jobs (bench/e2e_bench.sh)
   // --bench: the simulator's latency for the second (incremental) round; empty = unchanged.
   std::string incremental_latency;
+  // --bench: how often the incremental round posts every job (one burst, timed as one): more
+  // rounds, a longer steady state against the ramp at the start and end of a burst.
+  int incremental_rounds = 1;
   // worker.target_backlog_per_worker of the server (0 = its default, 10). With slow providers a
   // small burst drains faster with 1: the pool then sizes itself to the whole backlog.
   int target_backlog = 0;

@@ -271,6 +271,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   demo->add_option("--incremental-latency", demo_opts.incremental_latency,
                    "--bench: the simulated latency MIN-MAX of the second (incremental) round");
+  demo->add_option("--incremental-rounds", demo_opts.incremental_rounds,
+                   "--bench: post every job this many times in the incremental round (one burst)")
+      ->check(CLI::Range(1, 50));
 
   try {
     app.parse(argc, argv);
