@@ -439,6 +439,7 @@ int RunServe(const config::Settings& s) {
   BackendOptions bo;
   bo.queue = qs;
   bo.listen = run_worker;  // long-polling receivers wake on NOTIFY
+  bo.embedded_cache = s.storage.embedded_cache;
   obs::Registry metrics;
   auto backend = OpenBackend(s, clock, bo, &metrics);
   if (!backend) {

@@ -6,6 +6,7 @@
 #include "cache/cache.hpp"
 #include "cache/cache_aside.hpp"
 #include "cache/caching_store.hpp"
+#include "cache/in_process_cache.hpp"
 #include "config/settings.hpp"
 #include "core/clock.hpp"
 #include "core/result.hpp"
@@ -41,6 +42,7 @@ struct Backend {
   // Scale-out: Redis (limiter, counters and this cache). Declared last: destroyed first.
   std::unique_ptr<redis::RedisClient> redis;
   std::unique_ptr<cache::Cache> cache;
+  cache::InProcessCache* local_cache = nullptr;  // == cache when embedded_cache
   std::unique_ptr<cache::CacheAside> cache_aside;
   std::unique_ptr<cache::CachingStore> caching_store;
 
@@ -57,6 +59,10 @@ struct BackendOptions {
   bool migrate = false;
   // PostgreSQL: start the queue's LISTEN thread (long-polling receivers need it).
   bool listen = true;
+  // SQLite: serve users, sync configs and connections through an in-process cache (CachingStore
+  // over InProcessCache), dropped whenever another process commits to the database. For the
+  // long-running server; a short `admin` command has no use for it.
+  bool embedded_cache = false;
 };
 
 // The PostgreSQL pool settings from storage.* (url, schema, pool size).

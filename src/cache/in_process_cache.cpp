@@ -102,6 +102,16 @@ Status InProcessCache::Delete(std::string_view key) {
   return {};
 }
 
+void InProcessCache::Clear() {
+  for (auto& s : shards_) {
+    std::lock_guard lock(s->mu);
+    s->index.clear();  // its keys are views into the nodes: first
+    s->lru.clear();
+    s->bytes = 0;
+  }
+  clears_.fetch_add(1);
+}
+
 InProcessCacheStats InProcessCache::Stats() const {
   InProcessCacheStats st;
   for (const auto& s : shards_) {
@@ -111,6 +121,7 @@ InProcessCacheStats InProcessCache::Stats() const {
   }
   st.evictions = evictions_.load(std::memory_order_relaxed);
   st.expirations = expirations_.load(std::memory_order_relaxed);
+  st.clears = clears_.load(std::memory_order_relaxed);
   return st;
 }
 

@@ -38,6 +38,7 @@ struct InProcessCacheStats {
   int64_t bytes = 0;
   int64_t evictions = 0;    // dropped by LRU (capacity or bytes)
   int64_t expirations = 0;  // found expired on lookup
+  int64_t clears = 0;       // Clear() calls
 };
 
 class InProcessCache final : public Cache {
@@ -50,6 +51,8 @@ class InProcessCache final : public Cache {
   Result<std::optional<std::string>> Get(std::string_view key) override;
   Status Set(std::string_view key, std::string_view value, Duration ttl) override;
   Status Delete(std::string_view key) override;
+  // Drops every entry (e.g. the database behind the cache was written by another process).
+  void Clear();
 
   InProcessCacheStats Stats() const;
 
@@ -64,6 +67,7 @@ class InProcessCache final : public Cache {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<int64_t> evictions_{0};
   std::atomic<int64_t> expirations_{0};
+  std::atomic<int64_t> clears_{0};
 };
 
 }  // namespace syncwell::cache

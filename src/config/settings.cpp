@@ -201,6 +201,8 @@ const std::vector<Key>& Keys() {
         Str("storage.data_dir", [](Settings& s) -> std::string& { return s.storage.data_dir; }),
         Str("storage.synchronous",
             [](Settings& s) -> std::string& { return s.storage.synchronous; }, {"FULL", "NORMAL"}),
+        Bool("storage.embedded_cache",
+             [](Settings& s) -> bool& { return s.storage.embedded_cache; }),
         // URLs may hold passwords: printed redacted.
         Secret("storage.postgres_url",
                [](Settings& s) -> std::string& { return s.storage.postgres_url; }),

@@ -32,6 +32,9 @@ struct ServerSettings {
 struct StorageSettings {
   std::string data_dir = "./syncwell-data";
   std::string synchronous = "FULL";  // FULL survives power loss; NORMAL survives kill -9 only
+  // Embedded: users, sync configs and connections read through an in-process cache, cleared when
+  // another process commits to the database (app/wiring.hpp BackendOptions::embedded_cache).
+  bool embedded_cache = true;
   // Scale-out (set both or neither): PostgreSQL holds state and jobs, Redis quotas, caches and
   // counters (ARCHITECTURE §1).
   std::string postgres_url;  // libpq URL or "key=value" string

@@ -13,6 +13,9 @@
 #include <thread>
 #include <vector>
 
+#include "cache/cache_aside.hpp"
+#include "cache/caching_store.hpp"
+#include "cache/in_process_cache.hpp"
 #include "store/sqlite/page_cache.hpp"
 #include "store/sqlite/sqlite_job_queue.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -511,6 +514,68 @@ namespace {
 // SQLite treats as "not in WAL mode" (a no-op), so the WAL grew without bound. Under a steady
 // stream of commits the WAL must stay bounded and the main file must receive the pages.
 // Both checkpoint modes: the writer alone, and a background pass finished by the writer.
+// Waits (bounded) until `pred` holds.
+template <class Pred>
+bool Eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// The writer reports commits by another connection (another process: `syncwell admin`), never
+// its own: what lets the server's in-process cache drop what someone else changed.
+TEST_F(SqliteStoreTest, CommitsByAnotherConnectionAreReported) {
+  SqliteSettings s = Settings();
+  s.external_write_check = 10ms;
+  SqliteStore server(s, clock_);
+  ASSERT_TRUE(server.Start().ok());
+  std::atomic<int> reported{0};
+  server.db().SetExternalWriteListener([&] { ++reported; });
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(server.EnsureUser(UserId("own-" + std::to_string(i)), Tier::kFree).ok());
+  }
+  std::this_thread::sleep_for(100ms);  // ten checks or so
+  EXPECT_EQ(reported.load(), 0);
+  EXPECT_EQ(server.db().ExternalWritesSeen(), 0);
+
+  ExecRaw("UPDATE users SET tier = 'PRO' WHERE id = 'own-1'");
+  EXPECT_TRUE(Eventually([&] { return reported.load() >= 1; }));
+  EXPECT_EQ(server.db().ExternalWritesSeen(), reported.load());
+  server.Stop();
+}
+
+// The embedded wiring (app/wiring.cpp, storage.embedded_cache): a CachingStore over the SQLite
+// store, whose in-process cache is cleared when another process commits. A change made by
+// another connection becomes visible through the cache; without the listener it would be served
+// stale for the cache's TTL (15 minutes).
+TEST_F(SqliteStoreTest, InProcessCacheIsClearedByAnotherProcessesCommit) {
+  SqliteSettings s = Settings();
+  s.external_write_check = 10ms;
+  SqliteStore server(s, clock_);
+  ASSERT_TRUE(server.Start().ok());
+  cache::InProcessCache local(clock_);
+  cache::CacheAside aside(local, nullptr, cache::CacheAsideSettings{.name = "config"});
+  cache::CachingStore cached(server, aside, clock_, nullptr);
+  server.db().SetExternalWriteListener([&] { local.Clear(); });
+
+  const UserId user("alice");
+  ASSERT_TRUE(cached.EnsureUser(user, Tier::kFree).ok());
+  ASSERT_EQ(cached.GetUser(user)->tier, Tier::kFree);  // now cached
+  ASSERT_EQ(cached.GetUser(user)->tier, Tier::kFree);
+  ASSERT_GT(local.Stats().size, 0);
+
+  ExecRaw("UPDATE users SET tier = 'PRO' WHERE id = 'alice'");  // "syncwell admin user --tier"
+  EXPECT_TRUE(Eventually([&] {
+    auto u = cached.GetUser(user);
+    return u.ok() && u->tier == Tier::kPro;
+  }));
+  EXPECT_GE(local.Stats().clears, 1);
+  server.Stop();
+}
+
 TEST_F(SqliteStoreTest, WalStaysBoundedUnderSteadyWrites) {
   for (const bool background : {false, true}) {
     SCOPED_TRACE(background ? "background checkpoints" : "writer checkpoints");

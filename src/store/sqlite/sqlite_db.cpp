@@ -757,13 +757,24 @@ void SqliteDb::WriterLoop() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return !queue_.empty() || !accepting_; });
+      while (queue_.empty() && accepting_) {
+        if (std::chrono::steady_clock::now() >= next_external_check_) {
+          lock.unlock();
+          CheckExternalWrites();
+          lock.lock();
+          continue;
+        }
+        cv_.wait_until(lock, next_external_check_);
+      }
       if (queue_.empty()) return;  // stopped and drained
       while (!queue_.empty() && batch.size() < settings_.max_batch) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
+    // Before the batch: its BEGIN would notice the same change, so a listener runs before
+    // anything this process writes next.
+    if (std::chrono::steady_clock::now() >= next_external_check_) CheckExternalWrites();
     RunBatch(batch);  // moves the ops out
     batch.clear();    // moved-from: make it empty again
     batch.reserve(settings_.max_batch);
@@ -771,6 +782,32 @@ void SqliteDb::WriterLoop() {
     MaybeCheckpoint();
     checkpoint_ns_.fetch_add(ElapsedNs(t0), std::memory_order_relaxed);
   }
+}
+
+void SqliteDb::SetExternalWriteListener(std::function<void()> fn) {
+  std::lock_guard lock(listener_mu_);
+  external_listener_ = std::move(fn);
+}
+
+void SqliteDb::CheckExternalWrites() {
+  next_external_check_ = std::chrono::steady_clock::now() + settings_.external_write_check;
+  int64_t version = -1;
+  {
+    Stmt q(writer_conn_, "PRAGMA data_version");
+    auto row = q.Step();
+    if (!row.ok() || !*row) return;  // busy or failing: the next check looks again
+    version = q.Int(0);
+  }
+  const bool changed = data_version_ >= 0 && version != data_version_;
+  data_version_ = version;
+  if (!changed) return;
+  external_writes_.fetch_add(1);
+  std::function<void()> fn;
+  {
+    std::lock_guard lock(listener_mu_);
+    fn = external_listener_;
+  }
+  if (fn) fn();
 }
 
 void SqliteDb::Complete(std::vector<Op> ops, std::vector<Status> results) {

@@ -69,7 +69,11 @@ struct SqliteSettings {
   int page_size = 1024;
   // Writer WAL appends coalesced into one write per commit (FULL only; wal_buffer_vfs.hpp).
   bool coalesce_wal_writes = true;
-  int64_t writer_cache_kib = 32768;              // page cache of the writer connection
+  int64_t writer_cache_kib = 32768;  // page cache of the writer connection
+  // How often the writer asks SQLite whether ANOTHER connection (another process: `syncwell
+  // admin`, a sqlite3 shell) committed since it last looked (`PRAGMA data_version` on the writer's
+  // own connection, which its own commits never change); see SetExternalWriteListener.
+  std::chrono::milliseconds external_write_check{100};
   std::chrono::hours idempotency_retention{24};  // older records are ignored (SPEC S2: >= 24 h)
 };
 
@@ -160,6 +164,13 @@ class SqliteDb {
   const SqliteSettings& settings() const { return settings_; }
   std::string path() const;
 
+  // `fn` runs on the writer thread, at most `external_write_check` after a commit by a connection
+  // that is not this SqliteDb's writer (in practice another process, since this one's readers are
+  // query_only). It must be quick and must not call back into this SqliteDb. What it is for: an
+  // in-process cache in front of this database drops everything when someone else wrote.
+  void SetExternalWriteListener(std::function<void()> fn);
+  int64_t ExternalWritesSeen() const { return external_writes_.load(); }
+
   // Observability / tests.
   int64_t CommittedTransactions() const { return commits_.load(); }  // group commits that succeeded
   int64_t CompletedWrites() const { return writes_.load(); }         // closures completed
@@ -228,6 +239,13 @@ class SqliteDb {
   size_t readers_leased_ = 0;
 
   void MaybeCheckpoint();
+  // Writer thread: PRAGMA data_version; calls the listener when it changed.
+  void CheckExternalWrites();
+  std::mutex listener_mu_;
+  std::function<void()> external_listener_;
+  int64_t data_version_ = -1;                                    // writer thread only
+  std::chrono::steady_clock::time_point next_external_check_{};  // writer thread only
+  std::atomic<int64_t> external_writes_{0};
   void CheckpointerLoop();
   sqlite3* ckpt_conn_ = nullptr;  // the checkpointer's connection (background_checkpoints)
   std::thread checkpointer_;
