@@ -209,7 +209,9 @@ CachingStore::CachingStore(store::Store& inner, CacheAside& cache, const Clock& 
       fallback_pending_(Make(metrics ? *metrics : *own_metrics_, kFallback, kFallbackHelp,
                              cache.name(), "reason", "invalidation_pending")),
       fallback_decode_(Make(metrics ? *metrics : *own_metrics_, kFallback, kFallbackHelp,
-                            cache.name(), "reason", "decode")) {}
+                            cache.name(), "reason", "decode")),
+      memo_(settings.decoded_memo_entries > 0 ? std::make_unique<MemoShard[]>(kMemoShards)
+                                              : nullptr) {}
 
 CachingStore::~CachingStore() = default;
 
@@ -222,6 +224,7 @@ CachingStoreStats CachingStore::Stats() const {
   s.fallback_cache_error = fallback_cache_error_.Value();
   s.fallback_pending = fallback_pending_.Value();
   s.fallback_decode = fallback_decode_.Value();
+  s.decodes = decodes_.load(std::memory_order_relaxed);
   std::lock_guard lock(pending_mu_);
   s.pending_invalidations = pending_.size();
   return s;
@@ -276,9 +279,34 @@ Result<T> CachingStore::Read(const UserId& user, const std::string& kind, bool n
       },
       KnownFormat);
   if (!cached.ok()) return cached.error();
-  if (auto decoded = Decode<T>(user, *cached)) return std::move(*decoded);
+  if (auto memo = MemoGet(key, *cached)) return *std::static_pointer_cast<const Result<T>>(memo);
+  decodes_.fetch_add(1, std::memory_order_relaxed);
+  if (auto decoded = Decode<T>(user, *cached)) {
+    MemoPut(key, *cached, std::make_shared<const Result<T>>(*decoded));
+    return std::move(*decoded);
+  }
   fallback_decode_.Inc();
   return load();
+}
+
+std::shared_ptr<const void> CachingStore::MemoGet(const std::string& key, std::string_view cached) {
+  if (!memo_) return nullptr;
+  MemoShard& s = memo_[std::hash<std::string>{}(key) % kMemoShards];
+  std::lock_guard lock(s.mu);
+  auto it = s.entries.find(key);
+  if (it == s.entries.end() || it->second.first != cached) return nullptr;
+  return it->second.second;
+}
+
+void CachingStore::MemoPut(const std::string& key, std::string_view cached,
+                           std::shared_ptr<const void> value) {
+  if (!memo_) return;
+  MemoShard& s = memo_[std::hash<std::string>{}(key) % kMemoShards];
+  std::lock_guard lock(s.mu);
+  if (s.entries.size() >= std::max<size_t>(1, settings_.decoded_memo_entries / kMemoShards)) {
+    s.entries.clear();  // bounded; the next reads decode again
+  }
+  s.entries[key] = {std::string(cached), std::move(value)};
 }
 
 // ---- invalidation ----

@@ -60,6 +60,10 @@ struct CachingStoreSettings {
   bool cache_connections = true;
   Duration invalidation_retry_interval = std::chrono::milliseconds{200};
   size_t max_pending_invalidations = 10'000;
+  // Decoded values kept by their exact cached bytes: a hit whose bytes are unchanged costs a
+  // compare and a copy instead of a JSON parse (measured ~7% of the embedded server's CPU in
+  // incremental syncs). Bounded: a shard that reaches its share is emptied. 0 = off.
+  size_t decoded_memo_entries = 16'384;
 };
 
 struct CachingStoreStats {
@@ -69,6 +73,7 @@ struct CachingStoreStats {
   uint64_t fallback_pending = 0;
   uint64_t fallback_decode = 0;
   size_t pending_invalidations = 0;
+  uint64_t decodes = 0;  // JSON decodes of cached values (memo misses)
 };
 
 class CachingStore final : public store::Store {
@@ -169,6 +174,17 @@ class CachingStore final : public store::Store {
   void Invalidate(const UserId& user);
   bool MustBypass(const UserId& user);
   void RetryPendingInvalidations();
+  // The memo (CachingStoreSettings::decoded_memo_entries). Values are Result<T> behind void: a
+  // key names its kind, so one key always holds one T.
+  std::shared_ptr<const void> MemoGet(const std::string& key, std::string_view cached);
+  void MemoPut(const std::string& key, std::string_view cached, std::shared_ptr<const void> value);
+  struct MemoShard {
+    std::mutex mu;
+    std::unordered_map<std::string, std::pair<std::string, std::shared_ptr<const void>>> entries;
+  };
+  static constexpr size_t kMemoShards = 16;
+  std::unique_ptr<MemoShard[]> memo_;
+  std::atomic<uint64_t> decodes_{0};
 
   store::Store& inner_;
   CacheAside& aside_;

@@ -611,6 +611,38 @@ TEST_F(CachingStoreTest, AValueOfAnotherUserUnderThisUsersKeyIsRefused) {
   EXPECT_EQ(store_.Stats().fallback_decode, 1u);
 }
 
+// Hits whose cached bytes are unchanged are not decoded again (the decoded memo); other bytes
+// under the same key (e.g. written by another process sharing the cache) and a new generation
+// after a write are.
+TEST_F(CachingStoreTest, UnchangedCachedBytesAreDecodedOnce) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store_.ListSyncConfigs(kAlice).ok());
+  EXPECT_EQ(store_.Stats().decodes, 1u);
+  EXPECT_EQ(inner_.Reads("ListSyncConfigs"), 1);
+
+  auto gen = lru_.Get(CachingStore::GenerationKey(kAlice));
+  ASSERT_TRUE(gen.ok() && gen->has_value());
+  const std::string key = "config:alice:" + **gen + ":v1:cfgs";
+  auto bytes = lru_.Get(key);
+  ASSERT_TRUE(bytes.ok() && bytes->has_value());
+  std::string changed = **bytes;
+  const auto at = changed.find("newest_wins");
+  ASSERT_NE(at, std::string::npos) << changed;
+  changed.replace(at, 11, "source_wins");
+  ASSERT_TRUE(lru_.Set(key, changed, 1h).ok());
+  auto r = store_.ListSyncConfigs(kAlice);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ(r->front().conflict_strategy, "source_wins");
+  EXPECT_EQ(store_.Stats().decodes, 2u);
+  EXPECT_EQ(inner_.Reads("ListSyncConfigs"), 1);
+
+  ASSERT_TRUE(store_.UpdateUserSettings(kAlice, R"({"notificationsEnabled":false})", nullptr).ok());
+  r = store_.ListSyncConfigs(kAlice);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->front().conflict_strategy, "newest_wins");  // read from the store again
+  EXPECT_EQ(store_.Stats().decodes, 3u);
+}
+
 TEST_F(CachingStoreTest, UnknownEncodingIsAMissAndIsOverwritten) {
   ASSERT_TRUE(store_.ListSyncConfigs(kAlice).ok());
   auto gen = lru_.Get(CachingStore::GenerationKey(kAlice));
