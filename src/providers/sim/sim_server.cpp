@@ -543,7 +543,9 @@ class SimServer::Impl {
     hs.io_threads = options_.io_threads;
     hs.handler_threads = options_.handler_threads;
     hs.access_log = options_.access_log;
-    hs.max_queued_requests = std::max(4096, options_.handler_threads * 4);
+    // Requests in their injected wait count as queued but hold no thread: bound them by
+    // connections (one request each), not by a thread pool's queue.
+    hs.max_queued_requests = std::max(hs.max_connections, options_.handler_threads * 4);
     server_ = std::make_unique<api::HttpServer>(
         hs, [this](const api::HttpRequest& r) { return Handle(r); }, metrics_);
     server_->SetInlineHandler(
