@@ -89,7 +89,9 @@ Result<std::unique_ptr<Backend>> OpenBackend(const config::Settings& s, const Cl
       // the server's CPU in an incremental sync). Writes through this process invalidate by
       // generation (CachingStore); a commit by anyone else (`syncwell admin`, a sqlite3 shell)
       // clears the whole cache within sqlite.external_write_check (100 ms).
-      auto local = std::make_unique<cache::InProcessCache>(clock);
+      auto local = std::make_unique<cache::InProcessCache>(
+          clock, cache::InProcessCacheSettings{
+                     .max_bytes = static_cast<size_t>(s.storage.embedded_cache_mb) << 20});
       b->local_cache = local.get();
       b->cache = std::move(local);
       b->cache_aside = std::make_unique<cache::CacheAside>(

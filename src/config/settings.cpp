@@ -203,6 +203,11 @@ const std::vector<Key>& Keys() {
             [](Settings& s) -> std::string& { return s.storage.synchronous; }, {"FULL", "NORMAL"}),
         Bool("storage.embedded_cache",
              [](Settings& s) -> bool& { return s.storage.embedded_cache; }),
+        Int(
+            "storage.embedded_cache_mb",
+            [](const Settings& s) { return static_cast<int64_t>(s.storage.embedded_cache_mb); },
+            [](Settings& s, int64_t v) { s.storage.embedded_cache_mb = static_cast<int>(v); }, 1,
+            65536),
         // URLs may hold passwords: printed redacted.
         Secret("storage.postgres_url",
                [](Settings& s) -> std::string& { return s.storage.postgres_url; }),

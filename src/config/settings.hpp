@@ -35,6 +35,7 @@ struct StorageSettings {
   // Embedded: users, sync configs and connections read through an in-process cache, cleared when
   // another process commits to the database (app/wiring.hpp BackendOptions::embedded_cache).
   bool embedded_cache = true;
+  int embedded_cache_mb = 64;  // its bound (keys + values; at most 100,000 entries too)
   // Scale-out (set both or neither): PostgreSQL holds state and jobs, Redis quotas, caches and
   // counters (ARCHITECTURE §1).
   std::string postgres_url;  // libpq URL or "key=value" string

@@ -22,6 +22,18 @@ TEST(ConfigTest, DefaultsAreEmbeddedAndDevMode) {
   EXPECT_EQ(s->server.listen, "127.0.0.1:8080");
   EXPECT_TRUE(s->DevModeEnabled());
   EXPECT_EQ(s->storage.synchronous, "FULL");
+  EXPECT_TRUE(s->storage.embedded_cache);
+  EXPECT_EQ(s->storage.embedded_cache_mb, 64);
+}
+
+TEST(ConfigTest, EmbeddedCacheSettings) {
+  auto s = Load(
+      {"", {{"SYNCWELL_STORAGE_EMBEDDED_CACHE_MB", "16"}}, {{"storage.embedded_cache", "false"}}});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_FALSE(s->storage.embedded_cache);
+  EXPECT_EQ(s->storage.embedded_cache_mb, 16);
+  EXPECT_FALSE(Load({"", {}, {{"storage.embedded_cache_mb", "0"}}}).ok());
+  EXPECT_FALSE(Load({"", {}, {{"storage.embedded_cache", "maybe"}}}).ok());
 }
 
 TEST(ConfigTest, PrecedenceFileEnvFlags) {
