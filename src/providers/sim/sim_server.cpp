@@ -587,18 +587,31 @@ class SimServer::Impl {
   obs::Registry& metrics() { return metrics_; }
 
   api::HttpResponse Handle(const api::HttpRequest& req) {
-    try {
+    return Guarded([&] {
       const auto segs = Segments(req.path);
       if (req.path == "/healthz") return Route(Json(200, {{"status", "ok"}}), "healthz");
-      if (!segs.empty() && segs[0] == "_sim") return HandleSim(req, segs);
+      if (!IsProviderPath(req.path, segs)) return HandleSim(req, segs);
       return HandleProvider(req, segs);
+    });
+  }
+
+ private:
+  // `f()`, or a 500 if it throws. Never echo the exception text: a module's message could contain
+  // request data.
+  template <class F>
+  static api::HttpResponse Guarded(F&& f) {
+    try {
+      return f();
     } catch (const std::exception&) {
-      // Never echo the exception text: a module's message could contain request data.
       return JsonError(500, "internal", "simulator error");
     }
   }
 
- private:
+  // Everything but "/healthz" and "/_sim/...".
+  static bool IsProviderPath(const std::string& path, const std::vector<std::string>& segs) {
+    return path != "/healthz" && (segs.empty() || segs[0] != "_sim");
+  }
+
   struct Module {
     ModuleSpec spec;
     std::vector<std::vector<std::string>> route_segments;  // parallel to spec.routes
@@ -774,30 +787,20 @@ class SimServer::Impl {
   // deferred response (the HttpServer keeps it until `done`).
   bool TryInline(const api::HttpRequest& req, api::HttpResponse& now,
                  api::DeferredResponse& later) {
-    auto segs = Segments(req.path);
-    if (req.path == "/healthz" || (!segs.empty() && segs[0] == "_sim")) return false;
+    const auto segs = Segments(req.path);
+    if (!IsProviderPath(req.path, segs)) return false;
     auto p = std::make_shared<Prepared>();
-    try {
+    now = Guarded([&] {
       *p = Prepare(req, segs);
-    } catch (const std::exception&) {
-      now = JsonError(500, "internal", "simulator error");
-      return true;
-    }
-    if (p->answer) {
-      now = std::move(*p->answer);
-      return true;
-    }
+      return p->answer ? std::move(*p->answer) : api::HttpResponse{};
+    });
+    if (p->route == nullptr || p->answer) return true;  // answered now (404/405/401/500)
     const auto due = std::chrono::steady_clock::now() + p->wait;
     later = [this, p, due, req = &req](std::function<void(api::HttpResponse)> done) {
       waiting_.fetch_add(1);
       delayer_.At(due, [this, p, req, done = std::move(done)] {
         waiting_.fetch_sub(1);
-        if (IsStopping()) return done(Stopping(p->route_name));
-        try {
-          done(Finish(*req, *p));
-        } catch (const std::exception&) {
-          done(JsonError(500, "internal", "simulator error"));
-        }
+        done(IsStopping() ? Stopping(p->route_name) : Guarded([&] { return Finish(*req, *p); }));
       });
     };
     return true;
