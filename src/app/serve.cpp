@@ -69,6 +69,24 @@ void AddSqliteWriterMetrics(obs::Registry& metrics, const store::SqliteDb& db) {
                        [&db] { return static_cast<double>(db.BackgroundCheckpointNs()) / 1e9; });
 }
 
+// The embedded store's row cache (SqliteStore::EnableRowCache), by table.
+void AddSqliteRowCacheMetrics(obs::Registry& metrics, const store::SqliteStore& st) {
+  using Counts = store::SqliteStore::RowCacheCounts;
+  for (auto [table, part] :
+       {std::pair{"jobs", &Counts::jobs}, std::pair{"cursors", &Counts::cursors}}) {
+    const std::string labels = std::string("table=\"") + table + "\"";
+    metrics.AddCounterFn(
+        "syncwell_sqlite_row_cache_hits_total", "Reads served by the embedded store's row cache",
+        [&st, part = part] { return static_cast<double>((st.GetRowCacheStats().*part).hits); },
+        labels);
+    metrics.AddCounterFn(
+        "syncwell_sqlite_row_cache_misses_total",
+        "Reads the embedded store's row cache could not serve",
+        [&st, part = part] { return static_cast<double>((st.GetRowCacheStats().*part).misses); },
+        labels);
+  }
+}
+
 class VerifierAuthenticator final : public api::Authenticator {
  public:
   explicit VerifierAuthenticator(auth::TokenVerifier& v) : v_(v) {}
@@ -508,7 +526,10 @@ int RunServe(const config::Settings& s) {
   QueueStatsCache stats_cache(queue);
   AddQueueMetrics(metrics, stats_cache);
   obs::AddProcessMetrics(metrics);
-  if ((*backend)->sqlite) AddSqliteWriterMetrics(metrics, (*backend)->sqlite->db());
+  if ((*backend)->sqlite) {
+    AddSqliteWriterMetrics(metrics, (*backend)->sqlite->db());
+    AddSqliteRowCacheMetrics(metrics, *(*backend)->sqlite);
+  }
 
   // The worker pool (roles all and worker).
   auto limiter_settings = LimiterSettings(s);

@@ -98,7 +98,14 @@ Result<std::unique_ptr<Backend>> OpenBackend(const config::Settings& s, const Cl
           *b->cache, metrics, cache::CacheAsideSettings{.name = "config"});
       b->caching_store =
           std::make_unique<cache::CachingStore>(*b->sqlite, *b->cache_aside, clock, metrics);
-      b->sqlite->db().SetExternalWriteListener([c = b->local_cache] { c->Clear(); });
+      // Unfinished jobs and sync cursors, written through by the store's own commits: a worker
+      // reads both right after they were written (measured: ~9% of the server's CPU in cold
+      // reads in an incremental sync).
+      b->sqlite->EnableRowCache(kEmbeddedRowCacheEntries);
+      b->sqlite->db().SetExternalWriteListener([c = b->local_cache, st = b->sqlite.get()] {
+        c->Clear();
+        st->ClearRowCache();
+      });
       b->store = b->caching_store.get();
     }
     return b;

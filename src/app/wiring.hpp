@@ -61,9 +61,12 @@ struct BackendOptions {
   bool listen = true;
   // SQLite: serve users, sync configs and connections through an in-process cache (CachingStore
   // over InProcessCache), dropped whenever another process commits to the database. For the
-  // long-running server; a short `admin` command has no use for it.
+  // long-running server; a short `admin` command has no use for it. Also keeps up to
+  // kEmbeddedRowCacheEntries unfinished jobs and as many sync cursors in memory
+  // (SqliteStore::EnableRowCache).
   bool embedded_cache = false;
 };
+inline constexpr size_t kEmbeddedRowCacheEntries = 65'536;
 
 // The PostgreSQL pool settings from storage.* (url, schema, pool size).
 store::pg::PgPoolSettings PgSettings(const config::Settings& s);

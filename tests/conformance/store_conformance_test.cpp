@@ -1,4 +1,5 @@
-// Runs the Store contract (store_suite.hpp) against the in-memory fake and the SQLite adapter.
+// Runs the Store contract (store_suite.hpp) against the in-memory fake and the SQLite adapter
+// (also with its row cache on, as `syncwell serve` runs it).
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -31,8 +32,9 @@ std::string MakeTempDir() {
 
 class SqliteHarness {
  public:
-  explicit SqliteHarness(ManualClock& clock)
+  explicit SqliteHarness(ManualClock& clock, size_t row_cache_entries = 0)
       : dir_(MakeTempDir()), store_(store::SqliteSettings{.data_dir = dir_}, clock) {
+    store_.EnableRowCache(row_cache_entries);
     if (auto st = store_.Start(); !st.ok()) throw std::runtime_error(st.error().message);
     queue_.emplace(store_);
   }
@@ -51,13 +53,20 @@ class SqliteHarness {
   std::optional<store::SqliteJobQueue> queue_;
 };
 
-using Impls = ::testing::Types<FakeHarness, SqliteHarness>;
+// SqliteStore::EnableRowCache: unfinished jobs and cursors served from memory.
+class SqliteRowCacheHarness : public SqliteHarness {
+ public:
+  explicit SqliteRowCacheHarness(ManualClock& clock) : SqliteHarness(clock, 1024) {}
+};
+
+using Impls = ::testing::Types<FakeHarness, SqliteHarness, SqliteRowCacheHarness>;
 
 class HarnessNames {
  public:
   template <class T>
   static std::string GetName(int) {
     if constexpr (std::is_same_v<T, FakeHarness>) return "InMemory";
+    if constexpr (std::is_same_v<T, SqliteRowCacheHarness>) return "SqliteRowCache";
     return "Sqlite";
   }
 };

@@ -620,3 +620,175 @@ TEST_F(SqliteStoreTest, WalStaysBoundedUnderSteadyWrites) {
 
 }  // namespace
 }  // namespace syncwell::store
+
+// ---- the row cache (SqliteStore::EnableRowCache) ----
+namespace syncwell::store {
+namespace {
+
+bool SameJob(const Job& a, const Job& b) {
+  return a.id == b.id && a.user == b.user && a.source == b.source &&
+         a.destination == b.destination && a.data_type == b.data_type && a.mode == b.mode &&
+         a.priority == b.priority && a.start_date == b.start_date && a.end_date == b.end_date &&
+         a.status == b.status && a.error == b.error && a.summary == b.summary &&
+         a.created_at == b.created_at && a.updated_at == b.updated_at;
+}
+
+// What a store without the cache reads from the same file (a second SqliteStore: it only reads).
+Job ReadBack(const SqliteSettings& s, const Clock& clock, const UserId& user, const JobId& id) {
+  SqliteStore plain(s, clock);
+  EXPECT_TRUE(plain.Start().ok());
+  auto j = plain.GetJob(user, id);
+  EXPECT_TRUE(j.ok());
+  plain.Stop();
+  return j.ok() ? *j : Job{};
+}
+
+// Every write of a cached row changes the cached copy exactly as the database: what the cache
+// answers equals what a plain read of the file answers, after each step of a job's life.
+TEST_F(SqliteStoreTest, RowCacheAnswersWhatTheDatabaseHoldsAfterEveryWrite) {
+  SqliteStore store(Settings(), clock_);
+  store.EnableRowCache(1024);
+  ASSERT_TRUE(store.Start().ok());
+  const UserId user("u1");
+  Job job = MakeJob("u1", "job_1");
+  clock_.Advance(std::chrono::microseconds(1234));  // not a whole millisecond
+  ASSERT_TRUE(store.CreateJob(job, Msg("u1", "d1"), nullptr).ok());
+
+  auto hit = store.GetJob(user, job.id);
+  ASSERT_TRUE(hit.ok());
+  EXPECT_EQ(store.GetRowCacheStats().jobs.hits, 1u);
+  EXPECT_EQ(store.GetRowCacheStats().jobs.misses, 0u);
+  EXPECT_TRUE(SameJob(*hit, ReadBack(Settings(), clock_, user, job.id)));
+  EXPECT_EQ(store.GetJob(UserId("mallory"), job.id).error().code, Errc::kNotFound);
+
+  clock_.Advance(5ms);
+  ASSERT_TRUE(store.UpdateJobStatus(job.id, JobStatus::kRunning, "").ok());
+  hit = store.GetJob(user, job.id);
+  ASSERT_TRUE(hit.ok());
+  EXPECT_EQ(hit->status, JobStatus::kRunning);
+  EXPECT_TRUE(SameJob(*hit, ReadBack(Settings(), clock_, user, job.id)));
+
+  // The cursor: created, then moved; each commit is what the next GetCursor answers.
+  const SyncCursorKey key{user, job.source, job.destination, "workout"};
+  SyncCommit first;
+  first.cursor = SyncCommit::CursorUpdate{key, 0, 1000};
+  ASSERT_TRUE(store.CommitSync(first).ok());
+  auto cur = store.GetCursor(key);
+  ASSERT_TRUE(cur.ok());
+  EXPECT_EQ(cur->version, 1);
+  EXPECT_EQ(cur->last_sync_ms, 1000);
+  EXPECT_EQ(store.GetRowCacheStats().cursors.hits, 1u);
+
+  // A stale compare-and-set fails and changes nothing, in the file or in memory.
+  SyncCommit stale;
+  stale.cursor = SyncCommit::CursorUpdate{key, 7, 5000};
+  EXPECT_EQ(store.CommitSync(stale).error().code, Errc::kConflict);
+  EXPECT_EQ(store.GetCursor(key)->last_sync_ms, 1000);
+
+  // The job finishes with the cursor's move: the finished job leaves the cache, so the next
+  // read (the worker's "already done" check) comes from the database.
+  clock_.Advance(5ms);
+  SyncCommit done;
+  done.cursor = SyncCommit::CursorUpdate{key, 1, 2000};
+  done.job = SyncCommit::JobUpdate{job.id, JobStatus::kSucceeded, "", "read 3"};
+  ASSERT_TRUE(store.CommitSync(done).ok());
+  cur = store.GetCursor(key);
+  EXPECT_EQ(cur->version, 2);
+  EXPECT_EQ(cur->last_sync_ms, 2000);
+  const uint64_t misses = store.GetRowCacheStats().jobs.misses;
+  hit = store.GetJob(user, job.id);
+  ASSERT_TRUE(hit.ok());
+  EXPECT_EQ(hit->status, JobStatus::kSucceeded);
+  EXPECT_EQ(hit->summary, "read 3");
+  EXPECT_EQ(store.GetRowCacheStats().jobs.misses, misses + 1);
+  EXPECT_EQ(store.GetRowCacheStats().jobs.entries, 0u);
+
+  // Purging the user drops its rows from memory too.
+  ASSERT_TRUE(store.CreateJob(MakeJob("u1", "job_2"), Msg("u1", "d2"), nullptr).ok());
+  ASSERT_TRUE(store.GetJob(user, JobId("job_2")).ok());
+  ASSERT_TRUE(store.PurgeUser(user).ok());
+  EXPECT_EQ(store.GetJob(user, JobId("job_2")).error().code, Errc::kNotFound);
+  EXPECT_EQ(store.GetCursor(key).error().code, Errc::kNotFound);
+  store.Stop();
+}
+
+// A closure that fails inside a group commit rolls back to its savepoint: what it reported for
+// the cache is dropped with it, while its neighbours' changes land.
+TEST_F(SqliteStoreTest, RowCacheDropsWhatARolledBackClosureReported) {
+  SqliteStore store(Settings(), clock_);
+  store.EnableRowCache(1024);
+  ASSERT_TRUE(store.Start().ok());
+  ASSERT_TRUE(store.CreateJob(MakeJob("u1", "job_1"), Msg("u1", "d1"), nullptr).ok());
+  std::atomic<bool> hook_ran{false};
+  auto failing = store.db().SubmitWrite([&](sqlite3*) -> Status {
+    store.db().OnCommit([&] { hook_ran = true; });
+    return MakeError(Errc::kConflict, "fails after reporting");
+  });
+  auto ok = store.db().SubmitWrite([&](sqlite3*) -> Status { return {}; });
+  EXPECT_FALSE(failing.get().ok());
+  EXPECT_TRUE(ok.get().ok());
+  EXPECT_FALSE(hook_ran.load());
+  // The same id again: the insert fails (primary key), the cached job is untouched.
+  Job twin = MakeJob("u1", "job_1");
+  twin.data_type = "steps";
+  EXPECT_FALSE(store.CreateJob(twin, Msg("u1", "d9"), nullptr).ok());
+  EXPECT_EQ(store.GetJob(UserId("u1"), JobId("job_1"))->data_type, "workout");
+  store.Stop();
+}
+
+// A read that started before a commit must not put its older row back after the commit
+// reported its change (RowCache::FillEpoch).
+TEST(RowCacheTest, AReadOlderThanACommitIsNotKept) {
+  RowCache<std::string, int> cache(64);
+  const uint64_t epoch = cache.FillEpoch("k");  // a reader misses and starts its read
+  cache.Put("k", 2);                            // a commit lands meanwhile
+  cache.Fill("k", 1, epoch);                    // the reader's older row
+  EXPECT_EQ(cache.Get("k"), 2);
+  cache.Erase("k");
+  const uint64_t later = cache.FillEpoch("k");
+  cache.Fill("k", 3, later);  // nothing changed since: kept
+  EXPECT_EQ(cache.Get("k"), 3);
+  cache.Update("k", [](int& v) { v += 10; });
+  EXPECT_EQ(cache.Get("k"), 13);
+  cache.Update("absent", [](int& v) { v = 99; });  // not cached: stays absent
+  EXPECT_EQ(cache.Get("absent"), std::nullopt);
+}
+
+TEST(RowCacheTest, StaysWithinItsBound) {
+  RowCache<std::string, int> cache(32);  // 2 per shard
+  for (int i = 0; i < 1000; ++i) cache.Put("k" + std::to_string(i), i);
+  EXPECT_LE(cache.GetStats().entries, 32u);
+  EXPECT_GT(cache.GetStats().entries, 0u);
+  RowCache<std::string, int> off(0);
+  off.Put("k", 1);
+  EXPECT_EQ(off.Get("k"), std::nullopt);
+}
+
+// `syncwell admin dlq redrive` in another process sets a FAILED job back to QUEUED, then makes
+// its message visible. The server's worker must see QUEUED at once, not a cached FAILED (it would
+// drop the redriven message as already done): finished jobs are never cached, whatever the
+// external-write check's delay. Other rows another process changed are dropped by ClearRowCache
+// from the external-write listener.
+TEST_F(SqliteStoreTest, RowCacheNeverHidesAnotherProcessesRedrive) {
+  SqliteSettings s = Settings();
+  s.external_write_check = std::chrono::hours(1);  // the listener will not help here
+  SqliteStore store(s, clock_);
+  store.EnableRowCache(1024);
+  ASSERT_TRUE(store.Start().ok());
+  const UserId user("u1");
+  ASSERT_TRUE(store.CreateJob(MakeJob("u1", "job_1"), Msg("u1", "d1"), nullptr).ok());
+  ASSERT_TRUE(store.UpdateJobStatus(JobId("job_1"), JobStatus::kFailed, "boom").ok());
+  EXPECT_EQ(store.GetJob(user, JobId("job_1"))->status, JobStatus::kFailed);
+  ExecRaw("UPDATE jobs SET status = 'QUEUED', error = '' WHERE id = 'job_1'");
+  EXPECT_EQ(store.GetJob(user, JobId("job_1"))->status, JobStatus::kQueued);
+
+  // An unfinished job another process changed: served from memory until the owner clears it.
+  ExecRaw("UPDATE jobs SET priority = 'high' WHERE id = 'job_1'");
+  EXPECT_EQ(store.GetJob(user, JobId("job_1"))->priority, "medium");
+  store.ClearRowCache();
+  EXPECT_EQ(store.GetJob(user, JobId("job_1"))->priority, "high");
+  store.Stop();
+}
+
+}  // namespace
+}  // namespace syncwell::store

@@ -837,7 +837,9 @@ void SqliteDb::RunBatch(std::vector<Op>& batch) {
   sqlite3* db = writer_conn_;
   auto t0 = std::chrono::steady_clock::now();
   std::vector<Status> results(batch.size());
+  commit_hooks_.clear();
   auto fail_all = [&](const Error& e) {
+    commit_hooks_.clear();  // nothing was committed
     for (auto& r : results) r = e;
     Complete(std::move(batch), std::move(results));
   };
@@ -857,6 +859,7 @@ void SqliteDb::RunBatch(std::vector<Op>& batch) {
       results[i] = st;
       continue;
     }
+    const size_t hooks_before = commit_hooks_.size();
     try {
       results[i] = batch[i].fn(db);
     } catch (const std::exception& ex) {
@@ -867,6 +870,7 @@ void SqliteDb::RunBatch(std::vector<Op>& batch) {
     if (!results[i].ok()) {
       Stmt rb(db, "ROLLBACK TO op");
       (void)rb.Exec();
+      commit_hooks_.resize(hooks_before);  // its changes are gone: so are its hooks
     }
     Stmt rel(db, "RELEASE op");
     if (Status r = rel.Exec(); !r.ok() && results[i].ok()) results[i] = r;
@@ -890,6 +894,8 @@ void SqliteDb::RunBatch(std::vector<Op>& batch) {
     return;
   }
   commits_.fetch_add(1);
+  for (auto& hook : commit_hooks_) hook();
+  commit_hooks_.clear();
   Complete(std::move(batch), std::move(results));
 }
 

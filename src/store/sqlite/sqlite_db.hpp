@@ -147,6 +147,13 @@ class SqliteDb {
   using DoneFn = std::function<void(Status)>;
   void SubmitWrite(WriteFn fn, DoneFn on_done);
 
+  // Only from inside a write closure (the writer thread): `hook` runs on the writer thread once
+  // the batch holding this closure COMMITTED, in commit order, before any caller of that batch is
+  // answered; never if the closure failed (its savepoint rolled back) or the batch did not
+  // commit. For in-memory copies of rows that must change exactly when the database does
+  // (RowCache). It must be quick and must not call back into this SqliteDb.
+  void OnCommit(std::function<void()> hook) { commit_hooks_.push_back(std::move(hook)); }
+
   // Runs `fn(sqlite3*)` on a leased read connection. `fn` must not keep the connection.
   template <class F>
   auto Read(F&& fn) -> std::invoke_result_t<F, sqlite3*> {
@@ -212,6 +219,7 @@ class SqliteDb {
 
   const SqliteSettings settings_;
   int64_t schema_version_ = 0;
+  std::vector<std::function<void()>> commit_hooks_;  // writer thread only (OnCommit)
   sqlite3* writer_conn_ = nullptr;
 
   std::mutex mu_;  // guards queue_, accepting_

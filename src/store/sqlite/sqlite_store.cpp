@@ -70,6 +70,9 @@ SyncConfig ReadSyncConfig(const Stmt& s) {
 constexpr const char* kJobCols =
     "id, user_id, source_id, destination_id, data_type, mode, priority, start_date, end_date, "
     "status, error, created_at, updated_at, summary";
+// SUCCEEDED / FAILED: never kept in the row cache (see EnableRowCache).
+bool IsTerminal(JobStatus s) { return s == JobStatus::kSucceeded || s == JobStatus::kFailed; }
+
 Job ReadJob(const Stmt& s) {
   Job j;
   j.id = JobId(s.Text(0));
@@ -95,6 +98,53 @@ SqliteStore::SqliteStore(SqliteSettings settings, const Clock& clock)
     : db_(std::move(settings)), clock_(clock) {}
 
 SqliteStore::~SqliteStore() { Stop(); }
+
+void SqliteStore::EnableRowCache(size_t max_entries) {
+  if (max_entries == 0) {
+    jobs_.reset();
+    cursors_.reset();
+    return;
+  }
+  jobs_ = std::make_unique<RowCache<std::string, Job>>(max_entries);
+  cursors_ = std::make_unique<RowCache<SyncCursorKey, SyncCursor, CursorKeyHash>>(max_entries);
+}
+
+void SqliteStore::ClearRowCache() {
+  if (jobs_) jobs_->Clear();
+  if (cursors_) cursors_->Clear();
+}
+
+SqliteStore::RowCacheCounts SqliteStore::GetRowCacheStats() const {
+  RowCacheCounts c;
+  if (jobs_) c.jobs = jobs_->GetStats();
+  if (cursors_) c.cursors = cursors_->GetStats();
+  return c;
+}
+
+size_t SqliteStore::CursorKeyHash::operator()(const SyncCursorKey& k) const {
+  const std::hash<std::string_view> h;
+  size_t x = h(k.user.str());
+  for (std::string_view part :
+       {std::string_view(k.source.str()), std::string_view(k.destination.str()),
+        std::string_view(k.data_type)})
+    x = x * 1'000'003u ^ h(part);
+  return x;
+}
+
+void SqliteStore::JobStatusCommitted(const JobId& id, JobStatus status, const std::string& error,
+                                     const std::string* summary, int64_t updated_ms) {
+  if (!jobs_) return;
+  if (IsTerminal(status)) {
+    jobs_->Erase(id.str());
+    return;
+  }
+  jobs_->Update(id.str(), [&](Job& j) {
+    j.status = status;
+    j.error = error;
+    if (summary) j.summary = *summary;
+    j.updated_at = FromUnixMillis(updated_ms);
+  });
+}
 
 Status SqliteStore::Start() { return db_.Start(); }
 void SqliteStore::Stop() { db_.Stop(); }
@@ -322,6 +372,7 @@ Status SqliteStore::DeleteConnection(const UserId& user, const ConnectionId& id,
       d.Bind(1, user.str()).Bind(2, id.str());
       if (Status st = d.Exec(); !st.ok()) return st;
     }
+    if (cursors_) db_.OnCommit([this] { cursors_->Clear(); });  // rare: drop them all
     return {};
   });
 }
@@ -486,11 +537,11 @@ void SqliteStore::CreateJobAsync(Job job, queue::OutgoingMessage msg,
 }
 
 SqliteDb::WriteFn SqliteStore::CreateJobFn(Job job, queue::OutgoingMessage msg,
-                                           const IdempotencyRecord* idem) const {
+                                           const IdempotencyRecord* idem) {
   const TimePoint now = clock_.Now();
   const auto window = db_.settings().dedup_window;
   return WithIdem(
-      idem, [job = std::move(job), msg = std::move(msg), now, window](sqlite3* db) -> Status {
+      idem, [this, job = std::move(job), msg = std::move(msg), now, window](sqlite3* db) -> Status {
         Stmt s(
             db,
             "INSERT INTO jobs(id, user_id, source_id, destination_id, data_type, mode, priority, "
@@ -513,17 +564,36 @@ SqliteDb::WriteFn SqliteStore::CreateJobFn(Job job, queue::OutgoingMessage msg,
         if (Status st = s.Exec(); !st.ok()) return st;
         auto sent = SqliteQueueSendInTx(db, msg, now, window);
         if (!sent.ok()) return sent.error();
+        if (jobs_ && !IsTerminal(job.status)) {
+          Job row = job;  // as GetJob would read it back: times in whole milliseconds
+          row.created_at = FromUnixMillis(Ms(OrNow(job.created_at, now)));
+          row.updated_at = FromUnixMillis(Ms(OrNow(job.updated_at, now)));
+          db_.OnCommit([this, row = std::move(row)]() mutable {
+            const std::string key = row.id.str();
+            jobs_->Put(key, std::move(row));
+          });
+        }
         return {};
       });
 }
 
 Result<Job> SqliteStore::GetJob(const UserId& user, const JobId& id) {
-  return db_.Read([&](sqlite3* db) {
+  uint64_t epoch = 0;
+  if (jobs_) {
+    if (auto cached = jobs_->Get(id.str())) {
+      if (cached->user != user) return NotFound("job", id.str());
+      return std::move(*cached);
+    }
+    epoch = jobs_->FillEpoch(id.str());
+  }
+  auto job = db_.Read([&](sqlite3* db) {
     return QueryOne<Job>(
         db, std::string("SELECT ") + kJobCols + " FROM jobs WHERE id = ? AND user_id = ?",
         [&](Stmt& s) { s.Bind(1, id.str()).Bind(2, user.str()); }, ReadJob,
         NotFound("job", id.str()));
   });
+  if (jobs_ && job.ok() && !IsTerminal(job->status)) jobs_->Fill(id.str(), *job, epoch);
+  return job;
 }
 
 Status SqliteStore::UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) {
@@ -533,6 +603,10 @@ Status SqliteStore::UpdateJobStatus(const JobId& id, JobStatus status, const std
     s.Bind(1, JobStatusName(status)).Bind(2, error).Bind(3, now).Bind(4, id.str());
     if (Status st = s.Exec(); !st.ok()) return st;
     if (sqlite3_changes(db) == 0) return NotFound("job", id.str());
+    if (jobs_) {
+      db_.OnCommit(
+          [this, id, status, error, now] { JobStatusCommitted(id, status, error, nullptr, now); });
+    }
     return {};
   });
 }
@@ -661,7 +735,9 @@ Status SqliteStore::PurgeUser(const UserId& user) {
               "VALUES(?1, 'completed', ?2, ?2) ON CONFLICT(user_id) DO UPDATE SET "
               "state = 'completed', completed_at = excluded.completed_at");
     done.Bind(1, user.str()).Bind(2, now);
-    return done.Exec();
+    if (Status st = done.Exec(); !st.ok()) return st;
+    if (jobs_) db_.OnCommit([this] { ClearRowCache(); });  // rare: drop them all
+    return {};
   });
 }
 

@@ -18,6 +18,7 @@
 
 #include "core/clock.hpp"
 #include "queue/long_poll.hpp"
+#include "store/sqlite/row_cache.hpp"
 #include "store/sqlite/sqlite_db.hpp"
 #include "store/store.hpp"
 
@@ -34,6 +35,20 @@ class SqliteStore final : public Store {
   void Stop();
 
   SqliteDb& db() { return db_; }
+
+  // Keeps up to `max_entries` unfinished jobs (QUEUED/RUNNING) and as many sync cursors in
+  // memory, written through by this store's own commits (row_cache.hpp): a worker's GetJob and
+  // GetCursor right after intake / the previous sync then cost no cold SQLite read. Finished jobs
+  // are never kept, so the worker's "already done" check always reads the database. Call before
+  // the store is used from other threads; the owner must call ClearRowCache() when another
+  // process wrote (SqliteDb::SetExternalWriteListener). 0 = off (the default).
+  void EnableRowCache(size_t max_entries);
+  void ClearRowCache();
+  struct RowCacheCounts {
+    RowCacheStats jobs;
+    RowCacheStats cursors;
+  };
+  RowCacheCounts GetRowCacheStats() const;
   const Clock& clock() const { return clock_; }
 
   Result<User> EnsureUser(const UserId& user, Tier tier) override;
@@ -119,15 +134,24 @@ class SqliteStore final : public Store {
   // The closure WriteWithIdem runs: `change` after the idempotency insert, if any.
   SqliteDb::WriteFn WithIdem(const IdempotencyRecord* idem, SqliteDb::WriteFn change) const;
   // CreateJob's closure; owns copies of its inputs.
-  SqliteDb::WriteFn CreateJobFn(Job job, queue::OutgoingMessage msg,
-                                const IdempotencyRecord* idem) const;
+  SqliteDb::WriteFn CreateJobFn(Job job, queue::OutgoingMessage msg, const IdempotencyRecord* idem);
 
   void JobSent() {
     if (queue::WakeupSignal* w = job_wakeups_.load()) w->Notify();
   }
 
+  // Changes the cached copy of a job after a status write commits (terminal -> dropped).
+  void JobStatusCommitted(const JobId& id, JobStatus status, const std::string& error,
+                          const std::string* summary, int64_t updated_ms);
+
+  struct CursorKeyHash {
+    size_t operator()(const SyncCursorKey& k) const;
+  };
+
   SqliteDb db_;
   const Clock& clock_;
+  std::unique_ptr<RowCache<std::string, Job>> jobs_;  // by job id
+  std::unique_ptr<RowCache<SyncCursorKey, SyncCursor, CursorKeyHash>> cursors_;
   std::atomic<queue::WakeupSignal*> job_wakeups_{nullptr};
 };
 

@@ -39,7 +39,12 @@ LedgerEntry ReadLedger(const Stmt& s) {
 }  // namespace
 
 Result<SyncCursor> SqliteStore::GetCursor(const SyncCursorKey& key) {
-  return db_.Read([&](sqlite3* db) {
+  uint64_t epoch = 0;
+  if (cursors_) {
+    if (auto cached = cursors_->Get(key)) return std::move(*cached);
+    epoch = cursors_->FillEpoch(key);
+  }
+  auto cursor = db_.Read([&](sqlite3* db) {
     return QueryOne<SyncCursor>(
         db,
         "SELECT last_sync_ms, version, updated_at FROM sync_cursors WHERE user_id = ? AND "
@@ -60,6 +65,8 @@ Result<SyncCursor> SqliteStore::GetCursor(const SyncCursorKey& key) {
         },
         MakeError(Errc::kNotFound, "no sync cursor"));
   });
+  if (cursors_ && cursor.ok()) cursors_->Fill(key, *cursor, epoch);
+  return cursor;
 }
 
 Result<std::vector<LedgerEntry>> SqliteStore::GetLedgerEntries(
@@ -167,6 +174,16 @@ Status SqliteStore::CommitSync(const SyncCommit& c) {
         return MakeError(Errc::kConflict, "sync cursor moved (expected version " +
                                               std::to_string(c.cursor->expected_version) + ")");
       }
+      if (cursors_) {
+        SyncCursor after{.key = k,
+                         .last_sync_ms = c.cursor->last_sync_ms,
+                         .version = c.cursor->expected_version + 1,  // 0 (created) -> 1
+                         .updated_at = FromUnixMillis(now)};
+        db_.OnCommit([this, after = std::move(after)]() mutable {
+          const SyncCursorKey key = after.key;
+          cursors_->Put(key, std::move(after));
+        });
+      }
     }
     for (const auto& e : c.done) {
       Stmt s(db,
@@ -196,6 +213,11 @@ Status SqliteStore::CommitSync(const SyncCommit& c) {
           .Bind(5, c.job->id.str());
       if (Status st = s.Exec(); !st.ok()) return st;
       if (sqlite3_changes(db) == 0) return NotFound("job", c.job->id.str());
+      if (jobs_) {
+        db_.OnCommit([this, j = *c.job, now] {
+          JobStatusCommitted(j.id, j.status, j.error, &j.summary, now);
+        });
+      }
     }
     return {};
   });
