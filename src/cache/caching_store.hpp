@@ -136,6 +136,10 @@ class CachingStore final : public store::Store {
   Result<store::Job> GetJob(const UserId& user, const JobId& id) override;
   Status UpdateJobStatus(const JobId& id, store::JobStatus status,
                          const std::string& error) override;
+  void UpdateJobStatusAsync(const JobId& id, store::JobStatus status, std::string error,
+                            std::function<void(Status)> done) override {
+    inner_.UpdateJobStatusAsync(id, status, std::move(error), std::move(done));
+  }
   Result<store::SyncCursor> GetCursor(const store::SyncCursorKey& key) override;
   Result<std::vector<store::LedgerEntry>> GetLedgerEntries(
       const UserId& user, const ConnectionId& destination, const ConnectionId& source,
@@ -145,6 +149,7 @@ class CachingStore final : public store::Store {
       const std::vector<std::string>& record_ids) override;
   Status RecordPendingWrites(const std::vector<store::LedgerEntry>& entries) override;
   Status CommitSync(const store::SyncCommit& c) override;
+  bool AcksInCommit() const override { return inner_.AcksInCommit(); }
   Result<std::optional<store::IdempotencyRecord>> GetIdempotency(const UserId& user,
                                                                  const std::string& key) override;
   Result<int64_t> PurgeIdempotencyBefore(TimePoint cutoff) override;

@@ -147,6 +147,12 @@ struct SyncCommit {
     std::string summary;
   };
   std::optional<JobUpdate> job;
+  // Store::AcksInCommit adapters, with `job` set: the receipt of the delivery being completed.
+  // Its queue message is deleted in the same transaction (SPEC S4: ledger + cursor + queue delete
+  // committed together). A receipt that no longer holds its message (the lease was lost or
+  // released) deletes nothing and fails nothing: that delivery comes back and is dropped as
+  // already done.
+  std::string ack_receipt;
 };
 
 // ---- the tiered schedule (SPEC S7) ----

@@ -109,6 +109,16 @@ class Store {
   }
   virtual Result<Job> GetJob(const UserId& user, const JobId& id) = 0;
   virtual Status UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) = 0;
+  // UpdateJobStatus without waiting for the commit (SupportsAsyncWrites adapters; the default
+  // runs it on the calling thread). `done` runs exactly once, must not block. Order: a status
+  // written this way commits before any write submitted after it returned (SQLite: one writer,
+  // one FIFO), so a worker may announce RUNNING and go on to the provider; its final status,
+  // written later, always lands after it.
+  virtual void UpdateJobStatusAsync(const JobId& id, JobStatus status,
+                                    std::string error,                   // NOLINT(*-value-param)
+                                    std::function<void(Status)> done) {  // NOLINT(*-value-param)
+    done(UpdateJobStatus(id, status, error));
+  }
 
   // ---- Sync state (SPEC S4; the sync engine). Ids, times and fingerprints only. ----
   // kNotFound when the key has no cursor yet.
@@ -130,6 +140,9 @@ class Store {
   // stale -> kConflict and NOTHING is written), the ledger rows (upserted as done), the job's
   // status (if c.job; unknown job -> kNotFound and nothing written).
   virtual Status CommitSync(const SyncCommit& c) = 0;
+  // True when CommitSync honours SyncCommit::ack_receipt: the adapter keeps the job queue in the
+  // same database (SQLite). The worker then does not delete the message itself.
+  virtual bool AcksInCommit() const { return false; }
 
   // Idempotency. Records older than `retention` are ignored and eventually purged.
   virtual Result<std::optional<IdempotencyRecord>> GetIdempotency(const UserId& user,

@@ -699,17 +699,20 @@ Result<SyncOutcome> SyncEngine::RunJob(const store::Job& job, worker::JobContext
   commit.cursor = cursor_update;
   commit.job =
       store::SyncCommit::JobUpdate{job.id, store::JobStatus::kSucceeded, "", run.out.Summary()};
+  if (store_.AcksInCommit()) commit.ack_receipt = ctx.receipt;  // SPEC S4: one transaction
   if (Status st = store_.CommitSync(commit); !st.ok()) {
     if (st.error().code != Errc::kConflict || !commit.cursor) return st.error();
     // Another execution moved the cursor: keep what this one wrote, then retry the job.
     commit.cursor.reset();
     commit.job.reset();
+    commit.ack_receipt.clear();  // the job is retried: its message stays
     if (!commit.done.empty()) {
       if (Status again = store_.CommitSync(commit); !again.ok()) return again.error();
     }
     return MakeError(Errc::kRetryable, "sync cursor moved concurrently");
   }
   ctx.status_committed = true;  // SUCCEEDED is durable: the worker need not write it again
+  ctx.acked = !commit.ack_receipt.empty();
   UpdateConfidence(run, p);
   if (run.out.more) EnqueueContinuation(job);
   return run.out;

@@ -66,6 +66,10 @@ struct JobContext {
   // sync engine's CommitSync: ledger, cursor and job status together); the pool then does not
   // write the status a second time (one durable commit less per job).
   bool status_committed = false;
+  // The delivery's receipt, and whether the handler's final transaction also deleted its message
+  // (Store::AcksInCommit, SyncCommit::ack_receipt); the pool then does not delete it again.
+  std::string receipt;
+  bool acked = false;
   // The job's source and destination connections as the pool read them (one store read for
   // both) just before the handler ran; a handler may use them instead of reading them again.
   // Either may be missing (deleted meanwhile): the handler then reads and reports as usual.

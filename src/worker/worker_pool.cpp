@@ -212,8 +212,11 @@ void WorkerPool::Stop() {
   }
   for (const auto& f : to_release) {
     if (auto st = queue_.Defer(f.receipt, milliseconds{0}, "released: worker draining"); !st) {
+      // Typically the handler's final commit deleted the message just now (Store::AcksInCommit):
+      // the job finished, so its status must not go back to QUEUED.
       log::Warn("worker: releasing a job on shutdown failed",
                 {{"job", f.job_id}, {"error", st.error().message}});
+      continue;
     }
     SetStatus(JobId(f.job_id), store::JobStatus::kQueued, "");
     Outcome("released").Inc();
@@ -548,10 +551,15 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
   }
   const TimePoint granted_at = clock_.Now();
 
-  if (auto st = store_.UpdateJobStatus(job_id, store::JobStatus::kRunning, ""); !st) {
-    FailDelivery(m, &*job, "store: " + st.error().message);
-    return;
-  }
+  // RUNNING is for the API's readers; nothing below depends on it having committed, so it is not
+  // waited for (one blocking store round trip less per job). Whatever this job writes later
+  // commits after it (Store::UpdateJobStatusAsync). A failed write only leaves QUEUED showing.
+  store_.UpdateJobStatusAsync(job_id, store::JobStatus::kRunning, "",
+                              [job = job_id.str()](const Status& st) {
+                                if (!st.ok())
+                                  log::Warn("worker: RUNNING status not written",
+                                            {{"job", job}, {"error", st.error().message}});
+                              });
   auto cancel = std::make_shared<CancelToken>();
   {
     std::lock_guard il(inflight_mu_);
@@ -564,6 +572,7 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
   }
   ctx.attempt = m.receive_count;
   ctx.message_id = m.message_id;
+  ctx.receipt = m.receipt;
   ctx.provider = conn->provider;
   ctx.provider_user = conn->provider_user_id;
   ctx.granted_at = granted_at;
@@ -602,7 +611,7 @@ void WorkerPool::Process(const queue::ReceivedMessage& m) {
       }
     }
     handler_.OnSucceededCommitted(*job, ctx);
-    Ack(m.receipt, job_id.str());
+    if (!ctx.acked) Ack(m.receipt, job_id.str());
     if (delay_tracker_) delay_tracker_->OnCompleted(user, conn->provider);
     Outcome("succeeded").Inc();
     return;

@@ -30,7 +30,8 @@
 //      (one token per execution until the sync engine acquires per provider request). Refused ->
 //      Defer(max(full-jitter backoff, retry_after)): not a failed delivery, status stays QUEUED.
 //      Limiter unavailable -> safe mode: no handler call, Defer with backoff.
-//   4. Status RUNNING, then the handler, then by outcome:
+//   4. Status RUNNING (Store::UpdateJobStatusAsync: not waited for; every later status write
+//      commits after it), then the handler, then by outcome:
 //        ok           -> SUCCEEDED (unless the handler committed it: ctx.status_committed),
 //                        OnSucceededCommitted, Delete.
 //        kRetryable   -> Fail(backoff): QUEUED again (or FAILED + DLQ at the 5th delivery).

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -334,6 +335,34 @@ TYPED_TEST_P(StoreConformance, CreateJobAsyncCompletesOnceWithCreateJobsOutcome)
   ASSERT_TRUE(create("job_a3", "m-a3", std::nullopt).ok());
   EXPECT_TRUE(s.GetJob(UserId("alice"), JobId("job_a3")).ok());
   EXPECT_EQ(this->queue().Stats()->enqueued_total, 2);
+}
+
+// The non-blocking status write (the worker's RUNNING): callback once with UpdateJobStatus's
+// outcome, and a write submitted after it returned always lands after it, without waiting for
+// the callback in between.
+TYPED_TEST_P(StoreConformance, UpdateJobStatusAsyncCommitsBeforeLaterWrites) {
+  auto& s = this->store();
+  ASSERT_TRUE(
+      s.CreateJob(this->MakeJob("alice", "job_1"), this->Msg("alice", "m-1"), nullptr).ok());
+  const auto async = [&](const char* job_id, store::JobStatus status) {
+    auto calls = std::make_shared<std::atomic<int>>(0);
+    auto done = std::make_shared<std::promise<Status>>();
+    auto fut = done->get_future();
+    s.UpdateJobStatusAsync(JobId(job_id), status, "", [calls, done](Status st) {
+      if (calls->fetch_add(1) == 0) done->set_value(std::move(st));
+    });
+    return std::make_pair(calls, std::move(fut));
+  };
+  for (int i = 0; i < 20; ++i) {
+    auto [calls, fut] = async("job_1", store::JobStatus::kRunning);
+    ASSERT_TRUE(s.UpdateJobStatus(JobId("job_1"), store::JobStatus::kSucceeded, "").ok());
+    EXPECT_TRUE(fut.get().ok());
+    EXPECT_EQ(calls->load(), 1);
+    EXPECT_EQ(s.GetJob(UserId("alice"), JobId("job_1"))->status, store::JobStatus::kSucceeded);
+  }
+  auto [calls, fut] = async("job_none", store::JobStatus::kRunning);
+  EXPECT_EQ(fut.get().error().code, Errc::kNotFound);
+  EXPECT_EQ(calls->load(), 1);
 }
 
 TYPED_TEST_P(StoreConformance, CreateJobDedupWritesJobButNotMessage) {
@@ -757,6 +786,58 @@ inline store::SyncCommit::CursorUpdate Cursor(const std::string& user, int64_t e
 }
 }  // namespace sync_state
 
+// SyncCommit::ack_receipt, for adapters that say AcksInCommit (the queue in the same database):
+// the message is deleted with the commit; a receipt that no longer holds its message deletes
+// nothing and fails nothing; a commit that fails (stale cursor) deletes nothing either.
+TYPED_TEST_P(StoreConformance, CommitSyncAcksTheMessageInTheSameTransaction) {
+  using namespace sync_state;
+  auto& s = this->store();
+  if (!s.AcksInCommit()) GTEST_SKIP() << "this adapter's jobs are acknowledged through the queue";
+  auto& q = this->queue();
+  for (const char* user : {"alice", "bob", "carol"}) {
+    const std::string u(user);
+    ASSERT_TRUE(s.CreateJob(this->MakeJob(u, "job_" + u), this->Msg(u, "m-" + u), nullptr).ok());
+  }
+  auto got = q.Receive({.max_messages = 10});
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 3u);
+  std::map<std::string, std::string> receipt;  // by user (group)
+  for (const auto& m : *got) receipt[m.group_id] = m.receipt;
+
+  store::SyncCommit ok;
+  ok.cursor = Cursor("alice", 0, 100);
+  ok.job = store::SyncCommit::JobUpdate{JobId("job_alice"), store::JobStatus::kSucceeded, "", ""};
+  ok.ack_receipt = receipt["alice"];
+  ASSERT_TRUE(s.CommitSync(ok).ok());
+  EXPECT_EQ(q.Stats()->in_flight, 2);
+  EXPECT_EQ(q.Delete(receipt["alice"]).error().code, Errc::kNotFound);  // already gone
+
+  // bob's lease was released meanwhile: his receipt holds nothing, the commit still lands.
+  ASSERT_TRUE(q.ChangeVisibility(receipt["bob"], 0ms).ok());
+  store::SyncCommit stale;
+  stale.job = store::SyncCommit::JobUpdate{JobId("job_bob"), store::JobStatus::kSucceeded, "", ""};
+  stale.ack_receipt = receipt["bob"];
+  ASSERT_TRUE(s.CommitSync(stale).ok());
+  EXPECT_EQ(s.GetJob(UserId("bob"), JobId("job_bob"))->status, store::JobStatus::kSucceeded);
+  EXPECT_EQ(q.Stats()->visible, 1);  // bob's message is back, to be dropped as already done
+
+  // carol's commit fails on its cursor: her message stays held.
+  ASSERT_TRUE(s.CommitSync([] {
+                 store::SyncCommit c;
+                 c.cursor = Cursor("carol", 0, 100);
+                 return c;
+               }())
+                  .ok());
+  store::SyncCommit conflict;
+  conflict.cursor = Cursor("carol", 0, 200);  // stale: the cursor exists
+  conflict.job =
+      store::SyncCommit::JobUpdate{JobId("job_carol"), store::JobStatus::kSucceeded, "", ""};
+  conflict.ack_receipt = receipt["carol"];
+  EXPECT_EQ(s.CommitSync(conflict).error().code, Errc::kConflict);
+  EXPECT_EQ(s.GetJob(UserId("carol"), JobId("job_carol"))->status, store::JobStatus::kQueued);
+  EXPECT_TRUE(q.Delete(receipt["carol"]).ok());  // still held by her receipt
+}
+
 TYPED_TEST_P(StoreConformance, CursorCompareAndSet) {
   using namespace sync_state;
   auto& s = this->store();
@@ -1118,12 +1199,13 @@ REGISTER_TYPED_TEST_SUITE_P(
     FailedChangeWritesNoIdempotencyRecord, SyncConfigOptimisticVersions,
     DeleteConnectionRemovesConfigsUsingIt, CreateJobThenGetJobAndUpdateStatus,
     CreateJobDedupWritesJobButNotMessage, CreateJobAsyncCompletesOnceWithCreateJobsOutcome,
-    QueueDedupInsideAndOutsideTheWindow, DelayedMessagesAreNotVisibleUntilDue,
-    PurgeUserRemovesEverythingOfThatUserOnly, PurgeUserRemovesDeadLetteredMessagesOfThatUserOnly,
-    DeletionStatesPendingThenCompleted, CombinedReadsMatchTheSingleReads,
-    ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge, ConnectionTokensCompareAndSet,
-    CreateConnectionWithIdempotencyAndReplaceGrant, FindConnectionsByProviderUserAcrossUsers,
-    SetConnectionStatus, CursorCompareAndSet, LedgerPendingThenDone,
+    UpdateJobStatusAsyncCommitsBeforeLaterWrites, QueueDedupInsideAndOutsideTheWindow,
+    DelayedMessagesAreNotVisibleUntilDue, PurgeUserRemovesEverythingOfThatUserOnly,
+    PurgeUserRemovesDeadLetteredMessagesOfThatUserOnly, DeletionStatesPendingThenCompleted,
+    CombinedReadsMatchTheSingleReads, ControlEventsInInsertionOrder, IdempotencyRetentionAndPurge,
+    ConnectionTokensCompareAndSet, CreateConnectionWithIdempotencyAndReplaceGrant,
+    FindConnectionsByProviderUserAcrossUsers, SetConnectionStatus, CursorCompareAndSet,
+    CommitSyncAcksTheMessageInTheSameTransaction, LedgerPendingThenDone,
     CommitSyncWritesJobStatusInTheSameTransaction, DeleteConnectionAndPurgeUserRemoveSyncState,
     CreateJobWithAnExistingIdIsAlreadyExistsAndSendsNothing,
     ScheduleNewUsersAreUnplacedOnTheirShard, AdvanceScheduleIsCompareAndSetAndDueByTime,

@@ -17,6 +17,7 @@
 
 #include "fakes/fake_provider.hpp"
 #include "fakes/in_memory_store.hpp"
+#include "store/sqlite/sqlite_job_queue.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "support/temp_dir.hpp"
 
@@ -747,6 +748,46 @@ TEST_P(SyncEngineTest, EmptySourceOnlyMovesTheCursor) {
   EXPECT_EQ(cur->last_sync_ms, NowMs());
   EXPECT_EQ(cur->version, 2);
   EXPECT_EQ(store_->GetJob(UserId("alice"), job.id)->summary, "written 0, skipped 0");
+}
+
+// SPEC S4: ledger rows, cursor, job status and the queue delete in ONE transaction where the
+// store keeps the queue in the same database (SQLite: Store::AcksInCommit). The worker then does
+// not delete the message itself (JobContext::acked). Elsewhere the receipt is left alone.
+TEST_P(SyncEngineTest, FinalCommitAlsoDeletesTheJobsQueueMessageWhereTheStoreCan) {
+  fitbit_->Put(PU("fitbit"), Workout("f1", kDay));
+  auto job = MakeJob("fitbit", "garmin");
+  auto next = MakeJob("fitbit", "garmin");  // the same user's next job: same queue group
+  worker::JobContext ctx;
+  std::optional<store::SqliteJobQueue> queue;
+  queue::WakeupSignal woken;  // stands in for the queue's: counts the store's wake-ups
+  if (sqlite_) {
+    queue.emplace(*sqlite_);
+    sqlite_->SetJobWakeups(&woken);
+    auto got = queue->Receive({.max_messages = 10});
+    ASSERT_TRUE(got.ok());
+    ASSERT_EQ(got->size(), 1u);  // one at a time per user
+    ctx.receipt = (*got)[0].receipt;
+  } else {
+    ctx.receipt = "receipt-of-another-queue";
+  }
+  const int64_t before = Writes();
+  const uint64_t wakeups = woken.Current();
+  ASSERT_TRUE(engine_->Run(job, ctx).ok());
+  EXPECT_TRUE(ctx.status_committed);
+  EXPECT_EQ(ctx.acked, store_->AcksInCommit());
+  EXPECT_EQ(store_->GetJob(UserId("alice"), job.id)->status, store::JobStatus::kSucceeded);
+  if (!sqlite_) return;
+  EXPECT_TRUE(ctx.acked);
+  EXPECT_EQ(Writes() - before, 2);      // the pending intents + the final commit; no Delete
+  EXPECT_GT(woken.Current(), wakeups);  // idle receivers were told the next job is ready
+  sqlite_->SetJobWakeups(nullptr);
+  // The message is gone and the user's next job is receivable at once.
+  auto after = queue->Receive({.max_messages = 10});
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_NE((*after)[0].body.find(next.id.str()), std::string::npos);
+  EXPECT_EQ(queue->Stats()->enqueued_total, 2);
+  EXPECT_EQ(queue->Stats()->in_flight, 1);  // only `next`
 }
 
 TEST_P(SyncEngineTest, HistoricalJobSyncsItsRangeAndNeverMovesTheCursorBack) {

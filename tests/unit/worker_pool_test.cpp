@@ -489,6 +489,36 @@ TEST_F(WorkerPoolTest, StopReleasesJobsThatOutliveTheDrainTimeout) {
   EXPECT_EQ(pool->current_workers(), 0);
 }
 
+// The handler's final commit may delete the message itself (Store::AcksInCommit) just before
+// Stop gives up on it. Releasing then finds no message: the job finished, so its status must
+// stay SUCCEEDED (not QUEUED, which no message would ever run again).
+TEST_F(WorkerPoolTest, StopDoesNotRequeueAJobWhoseCommitAlreadyAckedIt) {
+  auto id = AddJob("kit");
+  Gate gate;
+  handler_.fn = [&](const store::Job& j, JobContext& ctx) -> Result<void> {
+    EXPECT_TRUE(store_.UpdateJobStatus(j.id, store::JobStatus::kSucceeded, "").ok());
+    EXPECT_TRUE(store_.Delete(ctx.receipt).ok());  // as an acking CommitSync would
+    {
+      std::lock_guard l(gate.mu);
+      gate.started = true;
+    }
+    gate.cv.notify_all();
+    ctx.SleepFor(seconds{60});  // then slow to return: the drain times out
+    return MakeError(Errc::kRetryable, "cancelled");
+  };
+  WorkerPoolSettings s;
+  s.receive_wait = milliseconds{20};
+  s.drain_timeout = milliseconds{50};
+  s.tick_interval = seconds{3600};
+  auto pool = MakePool(s);
+  pool->Start();
+  gate.WaitStarted();
+  pool->Stop();
+  EXPECT_TRUE(store_.Messages().empty());
+  EXPECT_EQ(StatusOf(id, "kit"), store::JobStatus::kSucceeded);
+  EXPECT_EQ(Outcome("released"), 0);
+}
+
 TEST_F(WorkerPoolTest, StopLetsShortJobsFinish) {
   auto id = AddJob("lou");
   Gate gate;

@@ -419,17 +419,21 @@ namespace {
 // long-polling receivers after the commit, so a user's next job does not wait for a poll.
 SqliteDb::WriteFn DeleteFn(std::string_view receipt, bool* promoted) {
   return [receipt = std::string(receipt), promoted](sqlite3* db) -> Status {
-    auto held = Held(db, receipt);
-    if (!held.ok()) return held.error();
-    {
-      Stmt d(db, "DELETE FROM queue_messages WHERE id = ?");
-      d.Bind(1, held->id);
-      if (Status st = d.Exec(); !st.ok()) return st;
-    }
-    return FixHead(db, held->group_id, promoted);
+    return SqliteQueueDeleteInTx(db, receipt, promoted);
   };
 }
 }  // namespace
+
+Status SqliteQueueDeleteInTx(sqlite3* db, std::string_view receipt, bool* promoted) {
+  auto held = Held(db, receipt);
+  if (!held.ok()) return held.error();
+  {
+    Stmt d(db, "DELETE FROM queue_messages WHERE id = ?");
+    d.Bind(1, held->id);
+    if (Status st = d.Exec(); !st.ok()) return st;
+  }
+  return FixHead(db, held->group_id, promoted);
+}
 
 Status SqliteJobQueue::Delete(std::string_view receipt) {
   bool promoted = false;

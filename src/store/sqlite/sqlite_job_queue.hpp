@@ -42,6 +42,11 @@ class SqliteStore;
 Result<queue::SendOutcome> SqliteQueueSendInTx(sqlite3* db, const queue::OutgoingMessage& m,
                                                TimePoint now, std::chrono::seconds dedup_window);
 
+// Deletes the message held under `receipt` inside the caller's write transaction (what Delete
+// does; SqliteStore::CommitSync acks with it). The contract's errors when the receipt does not
+// hold the message (nothing changed). *promoted: the group's next message became its head.
+Status SqliteQueueDeleteInTx(sqlite3* db, std::string_view receipt, bool* promoted);
+
 class SqliteJobQueue final : public queue::JobQueue {
  public:
   SqliteJobQueue(SqliteDb& db, queue::QueueSettings settings, const Clock& clock);

@@ -597,8 +597,18 @@ Result<Job> SqliteStore::GetJob(const UserId& user, const JobId& id) {
 }
 
 Status SqliteStore::UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) {
+  return db_.Write(UpdateJobStatusFn(id, status, error));
+}
+
+void SqliteStore::UpdateJobStatusAsync(const JobId& id, JobStatus status, std::string error,
+                                       std::function<void(Status)> done) {
+  db_.SubmitWrite(UpdateJobStatusFn(id, status, std::move(error)), std::move(done));
+}
+
+SqliteDb::WriteFn SqliteStore::UpdateJobStatusFn(const JobId& id, JobStatus status,
+                                                 std::string error) {
   const int64_t now = Ms(clock_.Now());
-  return db_.Write([&](sqlite3* db) -> Status {
+  return [this, id, status, error = std::move(error), now](sqlite3* db) -> Status {
     Stmt s(db, "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ?");
     s.Bind(1, JobStatusName(status)).Bind(2, error).Bind(3, now).Bind(4, id.str());
     if (Status st = s.Exec(); !st.ok()) return st;
@@ -608,7 +618,7 @@ Status SqliteStore::UpdateJobStatus(const JobId& id, JobStatus status, const std
           [this, id, status, error, now] { JobStatusCommitted(id, status, error, nullptr, now); });
     }
     return {};
-  });
+  };
 }
 
 // ---- idempotency ----

@@ -98,6 +98,9 @@ class SqliteStore final : public Store {
                       std::function<void(Status)> done) override;
   Result<Job> GetJob(const UserId& user, const JobId& id) override;
   Status UpdateJobStatus(const JobId& id, JobStatus status, const std::string& error) override;
+  // Submitted to the writer without waiting; `done` runs on the completer thread.
+  void UpdateJobStatusAsync(const JobId& id, JobStatus status, std::string error,
+                            std::function<void(Status)> done) override;
 
   Result<SyncCursor> GetCursor(const SyncCursorKey& key) override;
   Result<std::vector<LedgerEntry>> GetLedgerEntries(
@@ -108,6 +111,8 @@ class SqliteStore final : public Store {
       const std::vector<std::string>& record_ids) override;
   Status RecordPendingWrites(const std::vector<LedgerEntry>& entries) override;
   Status CommitSync(const SyncCommit& c) override;
+  // The queue lives in the same file (SqliteJobQueue): the ack commits with the rest.
+  bool AcksInCommit() const override { return true; }
 
   Result<std::optional<IdempotencyRecord>> GetIdempotency(const UserId& user,
                                                           const std::string& key) override;
@@ -140,6 +145,7 @@ class SqliteStore final : public Store {
     if (queue::WakeupSignal* w = job_wakeups_.load()) w->Notify();
   }
 
+  SqliteDb::WriteFn UpdateJobStatusFn(const JobId& id, JobStatus status, std::string error);
   // Changes the cached copy of a job after a status write commits (terminal -> dropped).
   void JobStatusCommitted(const JobId& id, JobStatus status, const std::string& error,
                           const std::string* summary, int64_t updated_ms);

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "store/sqlite/sqlite_job_queue.hpp"
 #include "store/sqlite/sqlite_query.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -217,6 +218,16 @@ Status SqliteStore::CommitSync(const SyncCommit& c) {
         db_.OnCommit([this, j = *c.job, now] {
           JobStatusCommitted(j.id, j.status, j.error, &j.summary, now);
         });
+      }
+      if (!c.ack_receipt.empty()) {
+        bool promoted = false;
+        Status acked = SqliteQueueDeleteInTx(db, c.ack_receipt, &promoted);
+        if (acked.ok()) {
+          if (promoted) db_.OnCommit([this] { JobSent(); });  // the user's next job is ready
+        } else if (const Errc e = acked.error().code;
+                   e != Errc::kConflict && e != Errc::kNotFound && e != Errc::kInvalidArgument) {
+          return acked;  // a database error: nothing of this commit lands
+        }  // else the receipt no longer holds the message: nothing deleted, the rest commits
       }
     }
     return {};
