@@ -1,5 +1,6 @@
 #pragma once
-// Cryptographically random identifiers (OpenSSL RAND_bytes). Thread-safe.
+// Cryptographically random identifiers (OpenSSL RAND_bytes; requests up to 512 bytes are cut
+// from a per-thread 4 KiB block drawn from it, reset in a forked child). Thread-safe.
 #include <chrono>
 #include <string>
 

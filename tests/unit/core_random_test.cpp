@@ -1,9 +1,14 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/random.hpp"
 
@@ -43,6 +48,47 @@ TEST(Uuid, V7CarriesTheMillisecondsAndSortsByTime) {
     EXPECT_TRUE(seen.insert(NewUuidV7(t)).second);
   }
   EXPECT_EQ(NewUuidV7(system_clock::time_point{milliseconds{-5}}).substr(0, 13), "00000000-0000");
+}
+
+// Small requests come from a per-thread block (random.cpp): ids never repeat across calls,
+// threads, or block refills, and sizes around the block's edges come out whole.
+TEST(RandomBytes, NeverRepeatsAcrossCallsThreadsAndRefills) {
+  std::set<std::string> seen;
+  std::mutex mu;
+  auto draw = [&] {
+    std::vector<std::string> mine;
+    for (int i = 0; i < 3000; ++i) mine.push_back(RandomBytes(16));  // ~12 refills
+    std::lock_guard l(mu);
+    for (auto& b : mine) EXPECT_TRUE(seen.insert(std::move(b)).second);
+  };
+  std::thread a(draw), b(draw);
+  draw();
+  a.join();
+  b.join();
+  EXPECT_EQ(seen.size(), 9000u);
+  for (size_t n : {0, 1, 511, 512, 513, 4095, 4096, 10000}) EXPECT_EQ(RandomBytes(n).size(), n);
+}
+
+// A forked child must not hand out the bytes its parent hands out next (the block is copied
+// into the child with the rest of memory).
+TEST(RandomBytes, AForkedChildDrawsOtherBytesThanItsParent) {
+  (void)RandomBytes(16);  // the block is filled now
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string mine = RandomBytes(16);
+    (void)!write(fds[1], mine.data(), mine.size());
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string child(16, '\0');
+  EXPECT_EQ(read(fds[0], child.data(), child.size()), 16);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_NE(RandomBytes(16), child);
 }
 
 }  // namespace
