@@ -212,11 +212,11 @@ void WorkerPool::Stop() {
   }
   for (const auto& f : to_release) {
     if (auto st = queue_.Defer(f.receipt, milliseconds{0}, "released: worker draining"); !st) {
-      // Typically the handler's final commit deleted the message just now (Store::AcksInCommit):
-      // the job finished, so its status must not go back to QUEUED.
       log::Warn("worker: releasing a job on shutdown failed",
                 {{"job", f.job_id}, {"error", st.error().message}});
-      continue;
+      // The message is gone or no longer ours: typically the handler's final commit deleted it
+      // just now (Store::AcksInCommit). That job finished; its status must not go back to QUEUED.
+      if (st.error().code == Errc::kNotFound || st.error().code == Errc::kConflict) continue;
     }
     SetStatus(JobId(f.job_id), store::JobStatus::kQueued, "");
     Outcome("released").Inc();
