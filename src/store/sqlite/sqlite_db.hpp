@@ -200,8 +200,7 @@ class SqliteDb {
  private:
   struct Op {
     WriteFn fn;
-    std::promise<Status> done;  // used when on_done is empty
-    DoneFn on_done;
+    DoneFn on_done;  // every form of write completes through it (Write: a stack waiter)
     void Finish(Status st);
   };
   void Enqueue(Op op);
@@ -210,7 +209,7 @@ class SqliteDb {
   Status Migrate();
   void WriterLoop();
   void RunBatch(std::vector<Op>& batch);
-  // Hands a finished batch to the completer thread (it sets every promise).
+  // Hands a finished batch to the completer thread (it runs every on_done).
   void Complete(std::vector<Op> ops, std::vector<Status> results);
   void CompleterLoop();
   sqlite3* AcquireReader();
