@@ -42,6 +42,10 @@ bool ParseReceipt(std::string_view receipt, int64_t* message_id, int64_t* delive
 
 bool ParseMessageId(std::string_view s, int64_t* out) { return ParseInt64(s, out); }
 
+bool ReceiptNoLongerHolds(const Error& e) {
+  return e.code == Errc::kNotFound || e.code == Errc::kConflict;
+}
+
 Status ValidateReceive(const ReceiveOptions& options) {
   if (options.max_messages < 1 || options.max_messages > kMaxReceiveBatch) {
     return MakeError(Errc::kInvalidArgument, "max_messages must be 1.." +

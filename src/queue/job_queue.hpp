@@ -204,6 +204,9 @@ class JobQueue {
 // that message, so an older receipt never matches again.
 std::string FormatReceipt(int64_t message_id, int64_t delivery);
 bool ParseReceipt(std::string_view receipt, int64_t* message_id, int64_t* delivery);
+// The error a receipt gets once it no longer holds its message: deleted (kNotFound), or
+// returned, dead-lettered or received again by anyone (kConflict). The holder lost it.
+bool ReceiptNoLongerHolds(const Error& e);
 // A decimal message id as the adapters hand them out; false if malformed.
 bool ParseMessageId(std::string_view s, int64_t* out);
 

@@ -216,7 +216,7 @@ void WorkerPool::Stop() {
                 {{"job", f.job_id}, {"error", st.error().message}});
       // The message is gone or no longer ours: typically the handler's final commit deleted it
       // just now (Store::AcksInCommit). That job finished; its status must not go back to QUEUED.
-      if (st.error().code == Errc::kNotFound || st.error().code == Errc::kConflict) continue;
+      if (queue::ReceiptNoLongerHolds(st.error())) continue;
     }
     SetStatus(JobId(f.job_id), store::JobStatus::kQueued, "");
     Outcome("released").Inc();
@@ -377,7 +377,7 @@ void WorkerPool::Heartbeat() {
     if (st) {
       it->second.last_extended = now;
       heartbeats_->Inc();
-    } else if (st.error().code == Errc::kConflict || st.error().code == Errc::kNotFound) {
+    } else if (queue::ReceiptNoLongerHolds(st.error())) {
       // The lease is gone (expired and taken by someone else): stop the job, discard its result.
       if (!it->second.completing) {
         it->second.released = true;

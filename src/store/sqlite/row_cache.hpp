@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 
 namespace syncwell::store {
@@ -52,6 +53,18 @@ class RowCache {
     }
     ++s.hits;
     return it->second;
+  }
+
+  // The cached row, or what `read()` (a Result<V> from the database) returns, kept if
+  // `keep(row)` and the fill rule above allows: every reader goes through here.
+  template <class Read, class Keep>
+  auto GetOrRead(const K& k, Read&& read, Keep&& keep) -> std::invoke_result_t<Read> {
+    if (auto hit = Get(k)) return std::move(*hit);
+    if (!enabled()) return read();
+    const uint64_t epoch = FillEpoch(k);
+    auto row = read();
+    if (row.ok() && keep(*row)) Fill(k, *row, epoch);
+    return row;
   }
 
   // Take BEFORE reading the database; pass to Fill with what the read returned.

@@ -95,30 +95,24 @@ Job ReadJob(const Stmt& s) {
 }  // namespace
 
 SqliteStore::SqliteStore(SqliteSettings settings, const Clock& clock)
-    : db_(std::move(settings)), clock_(clock) {}
+    : db_(std::move(settings)), clock_(clock) {
+  EnableRowCache(0);
+}
 
 SqliteStore::~SqliteStore() { Stop(); }
 
 void SqliteStore::EnableRowCache(size_t max_entries) {
-  if (max_entries == 0) {
-    jobs_.reset();
-    cursors_.reset();
-    return;
-  }
   jobs_ = std::make_unique<RowCache<std::string, Job>>(max_entries);
   cursors_ = std::make_unique<RowCache<SyncCursorKey, SyncCursor, CursorKeyHash>>(max_entries);
 }
 
 void SqliteStore::ClearRowCache() {
-  if (jobs_) jobs_->Clear();
-  if (cursors_) cursors_->Clear();
+  jobs_->Clear();
+  cursors_->Clear();
 }
 
 SqliteStore::RowCacheCounts SqliteStore::GetRowCacheStats() const {
-  RowCacheCounts c;
-  if (jobs_) c.jobs = jobs_->GetStats();
-  if (cursors_) c.cursors = cursors_->GetStats();
-  return c;
+  return {jobs_->GetStats(), cursors_->GetStats()};
 }
 
 size_t SqliteStore::CursorKeyHash::operator()(const SyncCursorKey& k) const {
@@ -133,7 +127,6 @@ size_t SqliteStore::CursorKeyHash::operator()(const SyncCursorKey& k) const {
 
 void SqliteStore::JobStatusCommitted(const JobId& id, JobStatus status, const std::string& error,
                                      const std::string* summary, int64_t updated_ms) {
-  if (!jobs_) return;
   if (IsTerminal(status)) {
     jobs_->Erase(id.str());
     return;
@@ -372,7 +365,7 @@ Status SqliteStore::DeleteConnection(const UserId& user, const ConnectionId& id,
       d.Bind(1, user.str()).Bind(2, id.str());
       if (Status st = d.Exec(); !st.ok()) return st;
     }
-    if (cursors_) db_.OnCommit([this] { cursors_->Clear(); });  // rare: drop them all
+    if (cursors_->enabled()) db_.OnCommit([this] { cursors_->Clear(); });  // rare: drop them all
     return {};
   });
 }
@@ -564,7 +557,7 @@ SqliteDb::WriteFn SqliteStore::CreateJobFn(Job job, queue::OutgoingMessage msg,
         if (Status st = s.Exec(); !st.ok()) return st;
         auto sent = SqliteQueueSendInTx(db, msg, now, window);
         if (!sent.ok()) return sent.error();
-        if (jobs_ && !IsTerminal(job.status)) {
+        if (jobs_->enabled() && !IsTerminal(job.status)) {
           Job row = job;  // as GetJob would read it back: times in whole milliseconds
           row.created_at = FromUnixMillis(Ms(OrNow(job.created_at, now)));
           row.updated_at = FromUnixMillis(Ms(OrNow(job.updated_at, now)));
@@ -578,21 +571,18 @@ SqliteDb::WriteFn SqliteStore::CreateJobFn(Job job, queue::OutgoingMessage msg,
 }
 
 Result<Job> SqliteStore::GetJob(const UserId& user, const JobId& id) {
-  uint64_t epoch = 0;
-  if (jobs_) {
-    if (auto cached = jobs_->Get(id.str())) {
-      if (cached->user != user) return NotFound("job", id.str());
-      return std::move(*cached);
-    }
-    epoch = jobs_->FillEpoch(id.str());
-  }
-  auto job = db_.Read([&](sqlite3* db) {
-    return QueryOne<Job>(
-        db, std::string("SELECT ") + kJobCols + " FROM jobs WHERE id = ? AND user_id = ?",
-        [&](Stmt& s) { s.Bind(1, id.str()).Bind(2, user.str()); }, ReadJob,
-        NotFound("job", id.str()));
-  });
-  if (jobs_ && job.ok() && !IsTerminal(job->status)) jobs_->Fill(id.str(), *job, epoch);
+  auto job = jobs_->GetOrRead(
+      id.str(),
+      [&] {
+        return db_.Read([&](sqlite3* db) {
+          return QueryOne<Job>(
+              db, std::string("SELECT ") + kJobCols + " FROM jobs WHERE id = ? AND user_id = ?",
+              [&](Stmt& s) { s.Bind(1, id.str()).Bind(2, user.str()); }, ReadJob,
+              NotFound("job", id.str()));
+        });
+      },
+      [](const Job& j) { return !IsTerminal(j.status); });
+  if (job.ok() && job->user != user) return NotFound("job", id.str());  // a cached job of another
   return job;
 }
 
@@ -613,7 +603,7 @@ SqliteDb::WriteFn SqliteStore::UpdateJobStatusFn(const JobId& id, JobStatus stat
     s.Bind(1, JobStatusName(status)).Bind(2, error).Bind(3, now).Bind(4, id.str());
     if (Status st = s.Exec(); !st.ok()) return st;
     if (sqlite3_changes(db) == 0) return NotFound("job", id.str());
-    if (jobs_) {
+    if (jobs_->enabled()) {
       db_.OnCommit(
           [this, id, status, error, now] { JobStatusCommitted(id, status, error, nullptr, now); });
     }
@@ -746,7 +736,7 @@ Status SqliteStore::PurgeUser(const UserId& user) {
               "state = 'completed', completed_at = excluded.completed_at");
     done.Bind(1, user.str()).Bind(2, now);
     if (Status st = done.Exec(); !st.ok()) return st;
-    if (jobs_) db_.OnCommit([this] { ClearRowCache(); });  // rare: drop them all
+    if (jobs_->enabled()) db_.OnCommit([this] { ClearRowCache(); });  // rare: drop them all
     return {};
   });
 }

@@ -156,6 +156,7 @@ class SqliteStore final : public Store {
 
   SqliteDb db_;
   const Clock& clock_;
+  // Never null (0 entries = off; EnableRowCache replaces them).
   std::unique_ptr<RowCache<std::string, Job>> jobs_;  // by job id
   std::unique_ptr<RowCache<SyncCursorKey, SyncCursor, CursorKeyHash>> cursors_;
   std::atomic<queue::WakeupSignal*> job_wakeups_{nullptr};

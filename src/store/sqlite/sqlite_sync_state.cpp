@@ -40,34 +40,30 @@ LedgerEntry ReadLedger(const Stmt& s) {
 }  // namespace
 
 Result<SyncCursor> SqliteStore::GetCursor(const SyncCursorKey& key) {
-  uint64_t epoch = 0;
-  if (cursors_) {
-    if (auto cached = cursors_->Get(key)) return std::move(*cached);
-    epoch = cursors_->FillEpoch(key);
-  }
-  auto cursor = db_.Read([&](sqlite3* db) {
-    return QueryOne<SyncCursor>(
-        db,
-        "SELECT last_sync_ms, version, updated_at FROM sync_cursors WHERE user_id = ? AND "
-        "source_id = ? AND destination_id = ? AND data_type = ?",
-        [&](Stmt& s) {
-          s.Bind(1, key.user.str())
-              .Bind(2, key.source.str())
-              .Bind(3, key.destination.str())
-              .Bind(4, key.data_type);
-        },
-        [&](const Stmt& s) {
-          SyncCursor c;
-          c.key = key;
-          c.last_sync_ms = s.Int(0);
-          c.version = s.Int(1);
-          c.updated_at = FromUnixMillis(s.Int(2));
-          return c;
-        },
-        MakeError(Errc::kNotFound, "no sync cursor"));
-  });
-  if (cursors_ && cursor.ok()) cursors_->Fill(key, *cursor, epoch);
-  return cursor;
+  const auto read = [&] {
+    return db_.Read([&](sqlite3* db) {
+      return QueryOne<SyncCursor>(
+          db,
+          "SELECT last_sync_ms, version, updated_at FROM sync_cursors WHERE user_id = ? AND "
+          "source_id = ? AND destination_id = ? AND data_type = ?",
+          [&](Stmt& s) {
+            s.Bind(1, key.user.str())
+                .Bind(2, key.source.str())
+                .Bind(3, key.destination.str())
+                .Bind(4, key.data_type);
+          },
+          [&](const Stmt& s) {
+            SyncCursor c;
+            c.key = key;
+            c.last_sync_ms = s.Int(0);
+            c.version = s.Int(1);
+            c.updated_at = FromUnixMillis(s.Int(2));
+            return c;
+          },
+          MakeError(Errc::kNotFound, "no sync cursor"));
+    });
+  };
+  return cursors_->GetOrRead(key, read, [](const SyncCursor&) { return true; });
 }
 
 Result<std::vector<LedgerEntry>> SqliteStore::GetLedgerEntries(
@@ -175,7 +171,7 @@ Status SqliteStore::CommitSync(const SyncCommit& c) {
         return MakeError(Errc::kConflict, "sync cursor moved (expected version " +
                                               std::to_string(c.cursor->expected_version) + ")");
       }
-      if (cursors_) {
+      if (cursors_->enabled()) {
         SyncCursor after{.key = k,
                          .last_sync_ms = c.cursor->last_sync_ms,
                          .version = c.cursor->expected_version + 1,  // 0 (created) -> 1
@@ -214,7 +210,7 @@ Status SqliteStore::CommitSync(const SyncCommit& c) {
           .Bind(5, c.job->id.str());
       if (Status st = s.Exec(); !st.ok()) return st;
       if (sqlite3_changes(db) == 0) return NotFound("job", c.job->id.str());
-      if (jobs_) {
+      if (jobs_->enabled()) {
         db_.OnCommit([this, j = *c.job, now] {
           JobStatusCommitted(j.id, j.status, j.error, &j.summary, now);
         });
@@ -224,8 +220,8 @@ Status SqliteStore::CommitSync(const SyncCommit& c) {
         Status acked = SqliteQueueDeleteInTx(db, c.ack_receipt, &promoted);
         if (acked.ok()) {
           if (promoted) db_.OnCommit([this] { JobSent(); });  // the user's next job is ready
-        } else if (const Errc e = acked.error().code;
-                   e != Errc::kConflict && e != Errc::kNotFound && e != Errc::kInvalidArgument) {
+        } else if (!queue::ReceiptNoLongerHolds(acked.error()) &&
+                   acked.error().code != Errc::kInvalidArgument) {  // malformed: holds nothing
           return acked;  // a database error: nothing of this commit lands
         }  // else the receipt no longer holds the message: nothing deleted, the rest commits
       }
