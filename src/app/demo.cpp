@@ -19,6 +19,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -181,19 +182,21 @@ struct UserPlan {
 };
 
 // Runs fn(i) for i in [0, n) on `threads` threads; returns the first error.
-Status ParallelFor(int n, int threads, const std::function<Status(int)>& fn) {
+// Runs fn(i, t) for i in [0, n) on `threads` threads; t is the thread's index, so a caller can
+// keep one client (one keep-alive connection) per thread. Stops at the first error.
+Status ParallelFor(int n, int threads, const std::function<Status(int, int)>& fn) {
   std::atomic<int> next{0};
   std::mutex mu;
   std::optional<Error> first;
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
+    pool.emplace_back([&, t] {
       for (int i = next++; i < n; i = next++) {
         {
           std::lock_guard lock(mu);
           if (first) return;
         }
-        if (auto st = fn(i); !st) {
+        if (auto st = fn(i, t); !st) {
           std::lock_guard lock(mu);
           if (!first) first = st.error();
           return;
@@ -204,6 +207,21 @@ Status ParallelFor(int n, int threads, const std::function<Status(int)>& fn) {
   for (auto& th : pool) th.join();
   if (first) return *first;
   return {};
+}
+Status ParallelFor(int n, int threads, const std::function<Status(int)>& fn) {
+  return ParallelFor(n, threads, [&](int i, int) { return fn(i); });
+}
+
+// "YYYY-MM-DDTHH:MM:SS.mmmZ" (the API's timestamps, FormatRfc3339) -> Unix milliseconds.
+std::optional<int64_t> ParseApiTimestampMs(const std::string& s) {
+  std::tm tm{};
+  int ms = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
 providers::RecordMeta MetaFromSim(const json::object& o) {
@@ -577,13 +595,17 @@ int RunDemo(const DemoOptions& o) {
     return {};
   };
   // Every user's jobs, 32 clients at a time (--bench rounds; with 8 the posting itself bounded
-  // an incremental round at ~800 jobs/s).
+  // an incremental round at ~800 jobs/s). Each client keeps its connection across users and
+  // rounds: a connection per user made connect/accept/close ~10% of the driver's CPU and some of
+  // the server's in an incremental round (session 14 profile).
+  constexpr int kPosters = 32;
+  std::vector<std::unique_ptr<Http>> posters;
+  for (int t = 0; t < kPosters; ++t) posters.push_back(std::make_unique<Http>(api_url));
   double post_seconds = 0;  // how long the last post_all took
   auto post_all = [&] {
     const auto t = std::chrono::steady_clock::now();
-    Status st = ParallelFor(o.users, 32, [&](int i) -> Status {
-      Http api(api_url);
-      return post_jobs(api, users[static_cast<size_t>(i)]);
+    Status st = ParallelFor(o.users, kPosters, [&](int i, int thread) -> Status {
+      return post_jobs(*posters[static_cast<size_t>(thread)], users[static_cast<size_t>(i)]);
     });
     post_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
     return st;
@@ -620,10 +642,47 @@ int RunDemo(const DemoOptions& o) {
 
   // --bench: every user is seeded first; the jobs are then posted in one burst and timed from
   // the first 202 to the last job finished, with the server's CPU time over the same span.
+  //
+  // How the driver sees the jobs finish: it does not read any job while they run (a status read
+  // per job cost the server a request per job, and a serial pass over thousands of finished jobs
+  // delayed seeing the last one). It waits until the worker's counters show as many more finished
+  // deliveries as jobs were posted, takes the server's CPU time then, and only then reads every
+  // job: each must be SUCCEEDED, and the span ends at the latest one's updatedAt (the server's
+  // clock at the job's final write).
+  const auto finished_deliveries = [&]() -> double {
+    auto m = server.Call("GET", "/metrics");
+    if (!m || m->status != 200) return -1;
+    return MetricSum(m->body, "syncwell_worker_jobs_total", "outcome=\"succeeded\"") +
+           MetricSum(m->body, "syncwell_worker_jobs_total", "outcome=\"dead_lettered\"");
+  };
+  const auto await_finished = [&](double finished0, int total,
+                                  std::chrono::steady_clock::time_point deadline) {
+    auto next_print = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const double finished = finished_deliveries() - finished0;
+      if (finished >= total) return;
+      if (std::chrono::steady_clock::now() >= next_print) {
+        PrintProgress(server, started, std::max(0, static_cast<int>(finished)), total);
+        next_print += std::chrono::seconds(1);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  // The span of a round: from `start` to the latest updatedAt under --bench, else to `done_at`.
+  const auto span_seconds = [&](std::chrono::steady_clock::time_point start, int64_t start_ms,
+                                int64_t last_finished_ms,
+                                std::optional<std::chrono::steady_clock::time_point> done_at) {
+    if (o.bench && done_at && last_finished_ms > 0)
+      return static_cast<double>(last_finished_ms - start_ms) / 1000;
+    return std::chrono::duration<double>(done_at.value_or(std::chrono::steady_clock::now()) - start)
+        .count();
+  };
   const auto jobs_started = std::chrono::steady_clock::now();
+  const int64_t jobs_started_ms = ToUnixMillis(clock.Now());
   // Without --bench the first jobs are posted while seeding.
-  const int64_t t0_ms = o.bench ? ToUnixMillis(clock.Now()) - 1000 : seeding_t0_ms;
+  const int64_t t0_ms = o.bench ? jobs_started_ms - 1000 : seeding_t0_ms;
   const double cpu_before = ProcessCpuSeconds(server_proc.pid());
+  const double finished_before = o.bench ? finished_deliveries() : 0;
   if (o.bench) {
     auto posted = post_all();
     if (!posted) {
@@ -655,10 +714,13 @@ int RunDemo(const DemoOptions& o) {
   // Progress until every job in `open` finished and the queue is empty; returns the FAILED
   // count and sets `done_at` when the last job finished. Polls every `poll`.
   std::vector<std::string> failed_details;  // the first FAILED jobs and their errors
+  // `last_finished_ms`: the latest updatedAt (Unix ms, the server's clock at the job's final
+  // write) among the jobs seen finished.
   const auto wait_jobs = [&](std::set<std::pair<size_t, size_t>>& open, int total,
                              std::chrono::steady_clock::time_point deadline,
                              std::chrono::milliseconds poll,
-                             std::optional<std::chrono::steady_clock::time_point>& done_at) {
+                             std::optional<std::chrono::steady_clock::time_point>& done_at,
+                             int64_t& last_finished_ms) {
     int failed = 0;
     while (std::chrono::steady_clock::now() < deadline) {
       int still_open = 0;
@@ -668,6 +730,10 @@ int RunDemo(const DemoOptions& o) {
         if (r) {
           const auto status = json::value_to<std::string>(r->at("status"));
           if (status == "SUCCEEDED" || status == "FAILED") {
+            if (const auto* at = r->as_object().if_contains("updatedAt"); at && at->is_string()) {
+              last_finished_ms = std::max(
+                  last_finished_ms, ParseApiTimestampMs(std::string(at->get_string())).value_or(0));
+            }
             if (status == "FAILED") {
               ++failed;
               if (failed_details.size() < 5) {
@@ -704,16 +770,22 @@ int RunDemo(const DemoOptions& o) {
     for (size_t j = 0; j < users[i].jobs.size(); ++j) open.insert({i, j});
   const int total = static_cast<int>(open.size());
   std::optional<std::chrono::steady_clock::time_point> jobs_done_at;
-  const int failed = wait_jobs(
-      open, total, std::chrono::steady_clock::now() + o.timeout,
-      o.bench ? std::chrono::milliseconds(200) : std::chrono::milliseconds(1000), jobs_done_at);
+  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  std::optional<double> cpu_at_finish;
+  if (o.bench) {
+    await_finished(finished_before, total, deadline);
+    cpu_at_finish = ProcessCpuSeconds(server_proc.pid());
+  }
+  int64_t last_finished_ms = 0;
+  const int failed =
+      wait_jobs(open, total, deadline,
+                o.bench ? std::chrono::milliseconds(200) : std::chrono::milliseconds(1000),
+                jobs_done_at, last_finished_ms);
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const double cpu_after = ProcessCpuSeconds(server_proc.pid());
+  const double cpu_after = cpu_at_finish.value_or(ProcessCpuSeconds(server_proc.pid()));
   const double jobs_span =
-      std::chrono::duration<double>(jobs_done_at.value_or(std::chrono::steady_clock::now()) -
-                                    jobs_started)
-          .count();
+      span_seconds(jobs_started, jobs_started_ms, last_finished_ms, jobs_done_at);
   const auto rss = ProcessMemoryKb(server_proc.pid());
 
   // The simulator's latency at 0 while checking (its answers do not change; a 50-300 ms latency
@@ -811,7 +883,9 @@ int RunDemo(const DemoOptions& o) {
     const double written0 = m0 ? MetricSum(m0->body, "syncwell_sync_records_written_total") : 0;
     const double calls0 = m0 ? MetricSum(m0->body, "syncwell_provider_calls_total") : 0;
     const double cpu0 = ProcessCpuSeconds(server_proc.pid());
+    const double finished0 = finished_deliveries();
     const auto t = std::chrono::steady_clock::now();
+    const int64_t t_ms = ToUnixMillis(clock.Now());
     Status posted;
     double posting = 0;
     for (int round = 0; round < o.incremental_rounds && posted; ++round) {
@@ -823,11 +897,13 @@ int RunDemo(const DemoOptions& o) {
       for (size_t j = first[i]; j < users[i].jobs.size(); ++j) open2.insert({i, j});
     const int total2 = static_cast<int>(open2.size());
     std::optional<std::chrono::steady_clock::time_point> done2;
-    const int failed2 = wait_jobs(open2, total2, std::chrono::steady_clock::now() + o.timeout,
-                                  std::chrono::milliseconds(200), done2);
-    const double span =
-        std::chrono::duration<double>(done2.value_or(std::chrono::steady_clock::now()) - t).count();
+    const auto deadline2 = std::chrono::steady_clock::now() + o.timeout;
+    await_finished(finished0, total2, deadline2);
     const double cpu1 = ProcessCpuSeconds(server_proc.pid());
+    int64_t last2_ms = 0;
+    const int failed2 =
+        wait_jobs(open2, total2, deadline2, std::chrono::milliseconds(200), done2, last2_ms);
+    const double span = span_seconds(t, t_ms, last2_ms, done2);
     auto m1 = server.Call("GET", "/metrics");
     const double written1 = m1 ? MetricSum(m1->body, "syncwell_sync_records_written_total") : 0;
     const double calls1 = m1 ? MetricSum(m1->body, "syncwell_provider_calls_total") : 0;
