@@ -317,7 +317,8 @@ HttpResponse ApiService::Authenticated(const HttpRequest& req, const RouteMatch&
   HttpResponse resp;
   switch (m.route_id) {
     case kCreateJob:
-      resp = Idempotent(ctx, [this](Ctx& c) { return CreateJob(c); });
+      resp = Idempotent(
+          ctx, [this](Ctx& c) { return CreateJob(c); }, RecordRead::kLate);
       break;
     case kGetJob:
       resp = GetJob(ctx);
@@ -396,7 +397,8 @@ HttpResponse ApiService::Replay(const store::IdempotencyRecord& rec,
 // other request -> 422; same key while the first is running -> 409. The stored record commits in
 // the same transaction as the change (see Store), so a replay never disagrees with the data.
 // Only successful (2xx) outcomes are stored: a failed request changed nothing and may be retried.
-HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(Ctx&)>& mutate) {
+HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(Ctx&)>& mutate,
+                                    RecordRead read) {
   const std::string* key = ctx.req.Header("idempotency-key");
   if (!key) return Problem(400, code::kIdempotencyKeyMissing, "Idempotency-Key header is required");
   if (!ValidIdempotencyKey(*key)) {
@@ -427,15 +429,29 @@ HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(C
   } release{this, slot};
 
   const TimePoint now = clock_.Now();
-  // The stored record and the deletion state in one read (one round trip on PostgreSQL).
-  auto guard = store_.GetWriteGuard(ctx.caller.user, *key);
-  if (!guard) return Problem(503, code::kUnavailable, "store unavailable");
-  if (const auto& existing = guard->idempotency;
-      existing && existing->created_at + settings_.idempotency_retention > now) {
-    return Replay(*existing, hash);
+  const auto stored = [&](const std::optional<store::IdempotencyRecord>& r) {
+    return r && r->created_at + settings_.idempotency_retention > now;
+  };
+  // Record read late (`read`): the mutation only reads until its write, and the write refuses a
+  // key already stored (the collision replay below), so a fresh key — nearly every request —
+  // needs no read of its record. It is read after all when the mutation answers without writing
+  // (a request now invalid may be the replay of one that was valid), and first when the user's
+  // deletion is pending (a replay answers before that 409).
+  bool read_first = read == RecordRead::kFirst;
+  if (!read_first) {
+    auto deletion = store_.GetUserDeletion(ctx.caller.user);
+    if (!deletion) return Problem(503, code::kUnavailable, "store unavailable");
+    read_first = deletion->state == store::DeletionState::kPending;
   }
-  if (ctx.match.route_id != kDeleteMe && guard->deletion.state == store::DeletionState::kPending) {
-    return Problem(409, code::kUserDeletionPending, "this account is being deleted");
+  if (read_first) {
+    // The stored record and the deletion state in one read (one round trip on PostgreSQL).
+    auto guard = store_.GetWriteGuard(ctx.caller.user, *key);
+    if (!guard) return Problem(503, code::kUnavailable, "store unavailable");
+    if (stored(guard->idempotency)) return Replay(*guard->idempotency, hash);
+    if (ctx.match.route_id != kDeleteMe &&
+        guard->deletion.state == store::DeletionState::kPending) {
+      return Problem(409, code::kUserDeletionPending, "this account is being deleted");
+    }
   }
   ctx.has_idem = true;
   ctx.idem.user = ctx.caller.user;
@@ -461,7 +477,13 @@ HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(C
         });
     return resp;
   }
-  if (ctx.idem_collision) replay_collision(resp);
+  if (ctx.idem_collision) {
+    replay_collision(resp);
+  } else if (!read_first && (resp.status < 200 || resp.status > 299)) {
+    // Answered without writing: the late read (see above).
+    auto existing = store_.GetIdempotency(ctx.caller.user, *key);
+    if (existing && stored(*existing)) resp = Replay(**existing, hash);
+  }
   return resp;
 }
 

@@ -76,7 +76,11 @@ class ApiService {
   HttpResponse Dispatch(const HttpRequest& req, const RouteMatch& m, Deferral* deferral);
   HttpResponse Authenticated(const HttpRequest& req, const RouteMatch& m, Deferral* deferral);
   HttpResponse Replay(const store::IdempotencyRecord& rec, const std::string& request_hash);
-  HttpResponse Idempotent(Ctx& ctx, const std::function<HttpResponse(Ctx&)>& mutate);
+  // When Idempotent reads the key's stored record: before the mutation, or (kLate, for a
+  // mutation with no effect before its store write) only if the write is refused or never made.
+  enum class RecordRead { kFirst, kLate };
+  HttpResponse Idempotent(Ctx& ctx, const std::function<HttpResponse(Ctx&)>& mutate,
+                          RecordRead read = RecordRead::kFirst);
 
   HttpResponse CreateJob(Ctx& ctx);
   HttpResponse GetJob(Ctx& ctx);

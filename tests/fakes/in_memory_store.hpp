@@ -460,11 +460,17 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
   Result<std::optional<store::IdempotencyRecord>> GetIdempotency(const UserId& user,
                                                                  const std::string& key) override {
     std::lock_guard lock(mu_);
+    ++idempotency_reads_;
     auto it = idem_.find({user, key});
     if (it == idem_.end() || it->second.created_at < Now() - idem_retention_) {
       return std::optional<store::IdempotencyRecord>{};
     }
     return std::optional<store::IdempotencyRecord>(it->second);
+  }
+  // How often a stored idempotency record was looked up (GetIdempotency, GetWriteGuard).
+  int idempotency_reads() const {
+    std::lock_guard lock(mu_);
+    return idempotency_reads_;
   }
   Result<int64_t> PurgeIdempotencyBefore(TimePoint cutoff) override {
     std::lock_guard lock(mu_);
@@ -678,6 +684,7 @@ class InMemoryStore final : public store::Store, public queue::JobQueue {
 
   const Clock& clock_;
   const std::chrono::hours idem_retention_;
+  int idempotency_reads_ = 0;
 
   mutable std::mutex mu_;
   std::atomic<bool> async_writes_{false};

@@ -109,6 +109,42 @@ TEST_F(ApiServiceTest, AcceptsAJobAndQueuesIt) {
   EXPECT_EQ(Call("GET", "/v1/sync-jobs/" + id, "", "bob:FREE").status, 404);
 }
 
+// Intake reads a key's stored record only when it needs it: a fresh key is written straight
+// away (the write refuses a stored key), and a request that fails before writing looks it up.
+TEST_F(ApiServiceTest, AJobWithAFreshKeyDoesNotLookUpTheKeyFirst) {
+  ASSERT_EQ(Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "fresh").status, 202);
+  EXPECT_EQ(store_.idempotency_reads(), 0);
+  // The replay is found through the refused write.
+  auto again = Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "fresh");
+  EXPECT_EQ(again.status, 202);
+  EXPECT_EQ(again.body, Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "fresh").body);
+  EXPECT_EQ(Messages(), 1u);
+}
+
+TEST_F(ApiServiceTest, AReplayIsAnsweredEvenWhenTheRequestWouldNowFail) {
+  auto a = Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-gone");
+  ASSERT_EQ(a.status, 202);
+  ASSERT_TRUE(
+      store_.DeleteConnection(UserId("alice"), ConnectionId("conn_a_strava"), nullptr).ok());
+  ASSERT_EQ(Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-new").status, 404);
+  // The same key and body: the original answer, not the 404 a new request gets now.
+  auto b = Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-gone");
+  EXPECT_EQ(b.status, 202);
+  EXPECT_EQ(b.body, a.body);
+  // The same key with an invalid body: 422 for the key, not 400 for the body.
+  auto c = Call("POST", "/v1/sync-jobs", R"({"mode":"manual"})", "alice:FREE", "k-gone");
+  EXPECT_EQ(c.status, 422);
+  EXPECT_EQ(Code(c), "IDEMPOTENCY_KEY_REUSED");
+}
+
+TEST_F(ApiServiceTest, AReplayIsAnsweredWhileTheUsersDeletionIsPending) {
+  auto a = Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "before");
+  ASSERT_EQ(a.status, 202);
+  ASSERT_EQ(Call("DELETE", "/v1/users/me", "", "alice:FREE", "del").status, 202);
+  EXPECT_EQ(Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "after").status, 409);
+  EXPECT_EQ(Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "before").body, a.body);
+}
+
 TEST_F(ApiServiceTest, IdempotencyKeyRequiredOnMutations) {
   auto r = Call("POST", "/v1/sync-jobs", kJob, "alice:FREE", "");
   EXPECT_EQ(r.status, 400);
@@ -390,13 +426,17 @@ TEST_F(ApiServiceInlineTest, AnswersOnlyOnceTheWriteCompletedAndHoldsTheKeyMeanw
   EXPECT_EQ(Messages(), 1u);
   EXPECT_EQ(Metric("syncwell_sync_jobs_accepted_total"), 1u);
 
-  // Now a replay, answered at once; the job is the same.
+  // Now a replay: the key is not looked up first, so its write is refused and the stored
+  // answer replayed; the job is the same.
   auto again = Try(Request("POST", "/v1/sync-jobs", kJob, "alice:FREE", "k-inline"));
   ASSERT_TRUE(again.taken);
-  EXPECT_FALSE(again.later);
-  EXPECT_EQ(again.now.status, 202);
-  EXPECT_EQ(again.now.body, r.body);
-  EXPECT_TRUE(HasHeader(again.now, "Idempotent-Replayed"));
+  ASSERT_TRUE(again.later);
+  auto replayed = Start(again);
+  store_.RunParkedWrites();
+  ASSERT_TRUE(replayed->has_value());
+  EXPECT_EQ((*replayed)->status, 202);
+  EXPECT_EQ((*replayed)->body, r.body);
+  EXPECT_TRUE(HasHeader(**replayed, "Idempotent-Replayed"));
   EXPECT_EQ(Messages(), 1u);
 }
 
