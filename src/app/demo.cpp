@@ -224,6 +224,19 @@ std::optional<int64_t> ParseApiTimestampMs(const std::string& s) {
   return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
+// The jobs' finish times (Unix ms) -> the rate at which the middle 80% of them finished,
+// (0.8 n) / (t90 - t10): the sustained rate, without the start of a burst (the first jobs are
+// still being posted) and its tail (a user's jobs run one after another, so the last ones posted
+// wait for the user's earlier ones). nullopt under 20 jobs.
+std::optional<double> SustainedRate(std::vector<int64_t> finished_ms) {
+  if (finished_ms.size() < 20) return std::nullopt;
+  std::sort(finished_ms.begin(), finished_ms.end());
+  const size_t lo = finished_ms.size() / 10, hi = finished_ms.size() - 1 - finished_ms.size() / 10;
+  if (finished_ms[hi] <= finished_ms[lo]) return std::nullopt;
+  return static_cast<double>(hi - lo) * 1000 /
+         static_cast<double>(finished_ms[hi] - finished_ms[lo]);
+}
+
 providers::RecordMeta MetaFromSim(const json::object& o) {
   providers::RecordMeta m;
   m.id = json::value_to<std::string>(o.at("id"));
@@ -670,10 +683,11 @@ int RunDemo(const DemoOptions& o) {
   };
   // The span of a round: from `start` to the latest updatedAt under --bench, else to `done_at`.
   const auto span_seconds = [&](std::chrono::steady_clock::time_point start, int64_t start_ms,
-                                int64_t last_finished_ms,
+                                const std::vector<int64_t>& finished_ms,
                                 std::optional<std::chrono::steady_clock::time_point> done_at) {
-    if (o.bench && done_at && last_finished_ms > 0)
-      return static_cast<double>(last_finished_ms - start_ms) / 1000;
+    const int64_t last_ms =
+        finished_ms.empty() ? 0 : *std::max_element(finished_ms.begin(), finished_ms.end());
+    if (o.bench && done_at && last_ms > 0) return static_cast<double>(last_ms - start_ms) / 1000;
     return std::chrono::duration<double>(done_at.value_or(std::chrono::steady_clock::now()) - start)
         .count();
   };
@@ -714,13 +728,13 @@ int RunDemo(const DemoOptions& o) {
   // Progress until every job in `open` finished and the queue is empty; returns the FAILED
   // count and sets `done_at` when the last job finished. Polls every `poll`.
   std::vector<std::string> failed_details;  // the first FAILED jobs and their errors
-  // `last_finished_ms`: the latest updatedAt (Unix ms, the server's clock at the job's final
-  // write) among the jobs seen finished.
+  // `finished_ms`: gets the updatedAt (Unix ms, the server's clock at the job's final write) of
+  // each job seen finished.
   const auto wait_jobs = [&](std::set<std::pair<size_t, size_t>>& open, int total,
                              std::chrono::steady_clock::time_point deadline,
                              std::chrono::milliseconds poll,
                              std::optional<std::chrono::steady_clock::time_point>& done_at,
-                             int64_t& last_finished_ms) {
+                             std::vector<int64_t>& finished_ms) {
     int failed = 0;
     while (std::chrono::steady_clock::now() < deadline) {
       int still_open = 0;
@@ -731,8 +745,8 @@ int RunDemo(const DemoOptions& o) {
           const auto status = json::value_to<std::string>(r->at("status"));
           if (status == "SUCCEEDED" || status == "FAILED") {
             if (const auto* at = r->as_object().if_contains("updatedAt"); at && at->is_string()) {
-              last_finished_ms = std::max(
-                  last_finished_ms, ParseApiTimestampMs(std::string(at->get_string())).value_or(0));
+              if (auto ms = ParseApiTimestampMs(std::string(at->get_string())))
+                finished_ms.push_back(*ms);
             }
             if (status == "FAILED") {
               ++failed;
@@ -776,16 +790,15 @@ int RunDemo(const DemoOptions& o) {
     await_finished(finished_before, total, deadline);
     cpu_at_finish = ProcessCpuSeconds(server_proc.pid());
   }
-  int64_t last_finished_ms = 0;
+  std::vector<int64_t> finished_ms;
   const int failed =
       wait_jobs(open, total, deadline,
                 o.bench ? std::chrono::milliseconds(200) : std::chrono::milliseconds(1000),
-                jobs_done_at, last_finished_ms);
+                jobs_done_at, finished_ms);
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const double cpu_after = cpu_at_finish.value_or(ProcessCpuSeconds(server_proc.pid()));
-  const double jobs_span =
-      span_seconds(jobs_started, jobs_started_ms, last_finished_ms, jobs_done_at);
+  const double jobs_span = span_seconds(jobs_started, jobs_started_ms, finished_ms, jobs_done_at);
   const auto rss = ProcessMemoryKb(server_proc.pid());
 
   // The simulator's latency at 0 while checking (its answers do not change; a 50-300 ms latency
@@ -863,11 +876,12 @@ int RunDemo(const DemoOptions& o) {
         "bench: %d jobs in %.2f s = %.1f jobs/s end to end (202 -> finished); %.0f records "
         "written (%.1f/s); %.0f provider calls (%.0f HTTP requests answered by the simulator); "
         "server CPU %.2f s = %.2f ms/job; server RSS "
-        "%lld KiB (peak %lld KiB); latency %s, %d workers; posting took %.2f s\n",
+        "%lld KiB (peak %lld KiB); latency %s, %d workers; posting took %.2f s; sustained %.1f "
+        "jobs/s (middle 80%% of finish times)\n",
         total, jobs_span, total / jobs_span, written, written / jobs_span, calls,
         SimAnswered(stats), cpu_after - cpu_before, 1000 * (cpu_after - cpu_before) / total,
         static_cast<long long>(rss.first), static_cast<long long>(rss.second), o.latency.c_str(),
-        o.workers, post_seconds);
+        o.workers, post_seconds, SustainedRate(finished_ms).value_or(0));
   }
   // --bench, second round: the same jobs again. Every cursor is set now and the simulator has
   // no new data, so these are incremental syncs — the steady state of the S7 schedule (PRO users
@@ -900,10 +914,10 @@ int RunDemo(const DemoOptions& o) {
     const auto deadline2 = std::chrono::steady_clock::now() + o.timeout;
     await_finished(finished0, total2, deadline2);
     const double cpu1 = ProcessCpuSeconds(server_proc.pid());
-    int64_t last2_ms = 0;
+    std::vector<int64_t> finished2_ms;
     const int failed2 =
-        wait_jobs(open2, total2, deadline2, std::chrono::milliseconds(200), done2, last2_ms);
-    const double span = span_seconds(t, t_ms, last2_ms, done2);
+        wait_jobs(open2, total2, deadline2, std::chrono::milliseconds(200), done2, finished2_ms);
+    const double span = span_seconds(t, t_ms, finished2_ms, done2);
     auto m1 = server.Call("GET", "/metrics");
     const double written1 = m1 ? MetricSum(m1->body, "syncwell_sync_records_written_total") : 0;
     const double calls1 = m1 ? MetricSum(m1->body, "syncwell_provider_calls_total") : 0;
@@ -916,13 +930,13 @@ int RunDemo(const DemoOptions& o) {
         "records written; %.0f provider calls (%.1f/job; %.0f HTTP requests answered by the "
         "simulator); server CPU %.2f s = %.2f ms/job; "
         "failed %d, lost %d, simulator duplicates %lld: %s; latency %s; %d round(s) posted in "
-        "%.2f s\n",
+        "%.2f s; sustained %.1f jobs/s (middle 80%% of finish times)\n",
         total2, span, total2 / span, written1 - written0, calls1 - calls0,
         total2 > 0 ? (calls1 - calls0) / total2 : 0.0, SimAnswered(stats2) - answered0, cpu1 - cpu0,
         total2 > 0 ? 1000 * (cpu1 - cpu0) / total2 : 0.0, failed2, lost2,
         static_cast<long long>(dups2), incremental_ok ? "HOLD" : "VIOLATED",
         o.incremental_latency.empty() ? o.latency.c_str() : o.incremental_latency.c_str(),
-        o.incremental_rounds, posting);
+        o.incremental_rounds, posting, SustainedRate(finished2_ms).value_or(0));
   }
   const auto& u0 = users.front();
   std::printf(
