@@ -7,7 +7,10 @@
 # child processes, USERS users seeded through the API (4 OAuth connections, 4 sync configs each),
 # then one burst of 4 x USERS manual jobs that read and write real records through the simulator,
 # timed from the first 202 to the last job finished; the server's CPU time over that span (CPU per
-# job), its RSS, and the invariant check (written = expected, 0 duplicates, 0 lost). Runs at
+# job), its RSS, and the invariant check (written = expected, 0 duplicates, 0 lost). The driver
+# reads no job while jobs run: it waits on the worker's finished-delivery counters, then reads
+# every job once; the span ends at the latest job's updatedAt, and "sustained" is the rate at
+# which the middle 80% of the jobs finished (without the burst's ramp and tail). Runs at
 # simulator latency 0 (the engine's own cost: the baseline of the same run) and at a realistic
 # 50-300 ms per provider call. A second round then posts the same jobs again: every cursor is set
 # and nothing is new, so it measures incremental syncs, the steady state of the S7 schedule.
