@@ -200,7 +200,9 @@ Error NoDlq(std::string_view id) {
 Result<queue::SendOutcome> SqliteQueueSendInTx(sqlite3* db, const queue::OutgoingMessage& m,
                                                TimePoint now, std::chrono::seconds dedup_window) {
   const int64_t now_ms = ToUnixMillis(now);
-  {
+  if (!m.dedup_id.empty()) {
+    // Only a send that may add a dedup row prunes expired ones (up to a batch each), so the
+    // table stays bounded by the rows of the last window; a send without one skips the query.
     Stmt prune(db,
                "DELETE FROM queue_dedup WHERE dedup_id IN "
                "(SELECT dedup_id FROM queue_dedup WHERE expires_at <= ? LIMIT ?)");
@@ -222,22 +224,41 @@ Result<queue::SendOutcome> SqliteQueueSendInTx(sqlite3* db, const queue::Outgoin
     }
   }
   const int64_t due = now_ms + std::max<int64_t>(0, m.delay.count());
+  // The group's head tells where the new message goes, without FixHead's two queries and
+  // update. No head: the group has no live message (every change that leaves one sets a head),
+  // so the new message is the head. A held head, or one due no later than the new message
+  // (whose id is larger), stays the head. Otherwise the new message sorts first: FixHead.
+  bool has_head = false, head_stays = false;
+  {
+    Stmt q(db, "SELECT state, due_at FROM queue_messages WHERE group_id = ? AND is_head = 1");
+    q.Bind(1, m.group_id);
+    auto row = q.Step();
+    if (!row.ok()) return row.error();
+    if (*row) {
+      has_head = true;
+      head_stays = q.Text(0) == "inflight" || q.Int(1) <= due;
+    }
+  }
   int64_t id = 0;
   {
     Stmt ins(db,
              "INSERT INTO queue_messages(group_id, dedup_id, priority, body, enqueued_at, "
-             "due_at, visible_at, receive_count, state) VALUES(?, ?, ?, ?, ?, ?, ?, 0, 'ready')");
+             "due_at, visible_at, receive_count, state, is_head) "
+             "VALUES(?, ?, ?, ?, ?, ?, ?, 0, 'ready', ?)");
     ins.Bind(1, m.group_id)
         .Bind(2, m.dedup_id)
         .Bind(3, static_cast<int64_t>(m.priority))
         .BindBlob(4, m.body)
         .Bind(5, now_ms)
         .Bind(6, due)
-        .Bind(7, due);
+        .Bind(7, due)
+        .Bind(8, static_cast<int64_t>(has_head ? 0 : 1));
     if (Status st = ins.Exec(); !st.ok()) return st.error();
     id = sqlite3_last_insert_rowid(db);
   }
-  if (Status st = FixHead(db, m.group_id); !st.ok()) return st.error();
+  if (has_head && !head_stays) {
+    if (Status st = FixHead(db, m.group_id); !st.ok()) return st.error();
+  }
   if (!m.dedup_id.empty()) {
     Stmt d(db,
            "INSERT INTO queue_dedup(dedup_id, message_id, expires_at) VALUES(?, ?, ?) "
