@@ -670,6 +670,7 @@ int RunDemo(const DemoOptions& o) {
   };
   const auto await_finished = [&](double finished0, int total,
                                   std::chrono::steady_clock::time_point deadline) {
+    if (finished0 < 0) return;  // no baseline (the scrape failed): wait_jobs polls instead
     auto next_print = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     while (std::chrono::steady_clock::now() < deadline) {
       const double finished = finished_deliveries() - finished0;
@@ -736,7 +737,8 @@ int RunDemo(const DemoOptions& o) {
                              std::optional<std::chrono::steady_clock::time_point>& done_at,
                              std::vector<int64_t>& finished_ms) {
     int failed = 0;
-    while (std::chrono::steady_clock::now() < deadline) {
+    // At least one pass, even past the deadline (await_finished may have used it up).
+    for (bool first = true; first || std::chrono::steady_clock::now() < deadline; first = false) {
       int still_open = 0;
       for (auto it = open.begin(); it != open.end() && still_open < 64;) {
         const auto& u = users[it->first];

@@ -203,13 +203,13 @@ Result<queue::SendOutcome> SqliteQueueSendInTx(sqlite3* db, const queue::Outgoin
   if (!m.dedup_id.empty()) {
     // Only a send that may add a dedup row prunes expired ones (up to a batch each), so the
     // table stays bounded by the rows of the last window; a send without one skips the query.
-    Stmt prune(db,
-               "DELETE FROM queue_dedup WHERE dedup_id IN "
-               "(SELECT dedup_id FROM queue_dedup WHERE expires_at <= ? LIMIT ?)");
-    prune.Bind(1, now_ms).Bind(2, kDedupPruneBatch);
-    if (Status st = prune.Exec(); !st.ok()) return st.error();
-  }
-  if (!m.dedup_id.empty()) {
+    {
+      Stmt prune(db,
+                 "DELETE FROM queue_dedup WHERE dedup_id IN "
+                 "(SELECT dedup_id FROM queue_dedup WHERE expires_at <= ? LIMIT ?)");
+      prune.Bind(1, now_ms).Bind(2, kDedupPruneBatch);
+      if (Status st = prune.Exec(); !st.ok()) return st.error();
+    }
     std::optional<int64_t> original;
     {
       Stmt q(db, "SELECT message_id FROM queue_dedup WHERE dedup_id = ? AND expires_at > ?");
