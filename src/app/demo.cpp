@@ -189,6 +189,7 @@ Status ParallelFor(int n, int threads, const std::function<Status(int, int)>& fn
   std::mutex mu;
   std::optional<Error> first;
   std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       for (int i = next++; i < n; i = next++) {
@@ -613,6 +614,7 @@ int RunDemo(const DemoOptions& o) {
   // the server's in an incremental round (session 14 profile).
   constexpr int kPosters = 32;
   std::vector<std::unique_ptr<Http>> posters;
+  posters.reserve(kPosters);
   for (int t = 0; t < kPosters; ++t) posters.push_back(std::make_unique<Http>(api_url));
   double post_seconds = 0;  // how long the last post_all took
   auto post_all = [&] {
