@@ -466,6 +466,11 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
   }
   std::vector<Record> push;
   std::vector<store::LedgerEntry> intents;
+  // Two source records with the same content (a source listing one measurement twice under two
+  // ids) are written once: the twin is ledgered with the pushed record's destination id, so no
+  // later job writes it either. Seen in the demo: two weights appended in the same second.
+  std::map<std::string, size_t> pushed_fp;                   // fingerprint -> index in push
+  std::vector<std::pair<store::LedgerEntry, size_t>> twins;  // ledger row, index of the pushed one
   for (const auto& id : write_ids) {
     auto it = by_id.find(id);
     if (it == by_id.end()) {
@@ -503,6 +508,13 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
     e.state = store::LedgerState::kPending;
     e.job = run.job;
     e.source_modified_ms = meta.modified_ms;
+    if (auto twin = pushed_fp.find(fp); twin != pushed_fp.end()) {
+      run.Skip(metrics_, id,
+               "identical: same content as source record " + push[twin->second].meta.id);
+      twins.emplace_back(std::move(e), twin->second);
+      continue;
+    }
+    pushed_fp.emplace(fp, push.size());
     intents.push_back(std::move(e));
     push.push_back(std::move(r));
   }
@@ -524,9 +536,12 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
            : c == Errc::kAuthRevoked ? 0
                                      : 2;
   };
-  for (auto& e : intents) {
+  std::vector<std::string> written_to(intents.size());  // destination id of each pushed record
+  for (size_t i = 0; i < intents.size(); ++i) {
+    store::LedgerEntry& e = intents[i];
     auto it = result_by_id.find(e.source_record_id);
     if (it != result_by_id.end() && it->second->ok) {
+      written_to[i] = it->second->dest_id;
       e.dest_record_id = it->second->dest_id;
       e.state = store::LedgerState::kDone;
       p.commit.push_back(std::move(e));
@@ -545,6 +560,13 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
         (err.code == worst->code && err.retry_after > worst->retry_after)) {
       worst = err;
     }
+  }
+  // A twin is done once its pushed record is (else a retry sees both again).
+  for (auto& [e, pushed] : twins) {
+    if (written_to[pushed].empty()) continue;
+    e.dest_record_id = written_to[pushed];
+    e.state = store::LedgerState::kDone;
+    p.commit.push_back(std::move(e));
   }
   metrics_.RecordsWritten(static_cast<uint64_t>(run.out.written));
   metrics_.RecordsFailed(static_cast<uint64_t>(run.out.failed));

@@ -255,6 +255,32 @@ TEST_P(SyncEngineTest, FirstSyncWritesAllThenARerunWritesNothing) {
       NowMs());
 }
 
+// A source that lists one measurement twice under two ids (same type, times and values): it is
+// written once, and both ids are ledgered with that destination record, so no later job writes
+// the twin either. Seen in the demo with two weights appended in the same second.
+TEST_P(SyncEngineTest, IdenticalSourceRecordsAreWrittenOnce) {
+  fitbit_->Put(PU("fitbit"), Workout("f1", 1 * kDay));
+  fitbit_->Put(PU("fitbit"), Workout("f2", 1 * kDay));  // the same content, another id
+  fitbit_->Put(PU("fitbit"), Workout("f3", 2 * kDay));
+  auto out = Sync("fitbit", "garmin");
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(out->written, 2);
+  EXPECT_EQ(out->skipped.at("identical"), 1);
+  EXPECT_EQ(garmin_->Count(PU("garmin"), DataType::kWorkout), 2u);
+  auto rows = Ledger({"f1", "f2"});
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].state, store::LedgerState::kDone);
+  EXPECT_EQ(rows[1].state, store::LedgerState::kDone);
+  EXPECT_EQ(rows[0].dest_record_id, rows[1].dest_record_id);
+
+  clock_.Advance(5min);
+  auto again = Sync("fitbit", "garmin");
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->written, 0);
+  EXPECT_EQ(again->skipped.at("already_synced"), 3);
+  EXPECT_EQ(garmin_->Count(PU("garmin"), DataType::kWorkout), 2u);
+}
+
 // The worker pool reads a job's connections once and hands them over in JobContext::connections;
 // the engine opens its sessions from those instead of reading them again. Shown by a handed-over
 // copy that differs from the store (marked needs_reauth): the job then fails as revoked, which a
