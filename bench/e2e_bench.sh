@@ -18,7 +18,9 @@
 # INCREMENTAL_LATENCY=50ms-300ms adds a run whose first round is at latency 0 (fast set-up) and
 # whose incremental round is at that latency, for more users than a slow first round allows;
 # INCREMENTAL_ROUNDS=N (default 1) posts every job N times in that round (one burst, N x 4 x USERS
-# jobs), for a steady state longer than the ramp at a burst's start and end.
+# jobs), for a steady state longer than the ramp at a burst's start and end; INCREMENTAL_NEW_DATA=P
+# (default 0) gives P% of the users a new source record per config before each round (no webhook),
+# so about P% of that round's jobs read, hydrate and write a record instead of finding nothing.
 #
 # Runs with provider latency use TARGET_BACKLOG_SLOW (default 1) as the server's
 # worker.target_backlog_per_worker: its default of 10 visible messages per worker sizes the pool
@@ -27,6 +29,7 @@
 # Environment: USERS=250  WORKERS_FAST=64  WORKERS_SLOW=1024  LATENCIES="0ms-0ms 50ms-300ms"
 #              TARGET_BACKLOG_SLOW=1
 #              INCREMENTAL_LATENCY= (unset: no extra run)  INCREMENTAL_ROUNDS=1
+#              INCREMENTAL_NEW_DATA=0
 set -euo pipefail
 BIN=${1:-${SYNCWELL_BIN:-build/release/src/app/syncwell}}
 USERS=${USERS:-250}
@@ -51,7 +54,8 @@ if [[ -n "${INCREMENTAL_LATENCY:-}" ]]; then
   out="$WORK/run-incremental.txt"
   "$BIN" demo --bench --users "$USERS" --latency 0ms-0ms --incremental-latency "$INCREMENTAL_LATENCY" \
     --workers "$WORKERS_SLOW" --target-backlog "${TARGET_BACKLOG_SLOW:-1}" \
-    --incremental-rounds "${INCREMENTAL_ROUNDS:-1}" --data-dir "$WORK/demo-incremental" --timeout 1800 >"$out" 2>&1 || true
+    --incremental-rounds "${INCREMENTAL_ROUNDS:-1}" --incremental-new-data "${INCREMENTAL_NEW_DATA:-0}" \
+    --data-dir "$WORK/demo-incremental" --timeout 1800 >"$out" 2>&1 || true
   grep -E "^bench( incremental)?:|^invariants|^records|^already|^duplicates|^manual jobs|^  (mismatch|failed):" "$out"
   if grep -q "VIOLATED" "$out"; then KEEP=1; fi
 fi

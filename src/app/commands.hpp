@@ -98,6 +98,10 @@ struct DemoOptions {
   // --bench: how often the incremental round posts every job (one burst, timed as one): more
   // rounds, a longer steady state against the ramp at the start and end of a burst.
   int incremental_rounds = 1;
+  // --bench: before each incremental round, this percentage of the users gets one new record at
+  // the source of each of their sync configs (no webhook), so that share of the jobs moves a
+  // record.
+  int incremental_new_data = 0;
   // worker.target_backlog_per_worker of the server (0 = its default, 10). With slow providers a
   // small burst drains faster with 1: the pool then sizes itself to the whole backlog.
   int target_backlog = 0;

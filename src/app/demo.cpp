@@ -904,10 +904,34 @@ int RunDemo(const DemoOptions& o) {
     const double finished0 = finished_deliveries();
     const auto t = std::chrono::steady_clock::now();
     const int64_t t_ms = ToUnixMillis(clock.Now());
+    // --incremental-new-data: before each round, the chosen users get one new record at the
+    // source of each config (no webhook: the round's job finds it, as a scheduled sync would).
+    std::atomic<int> appended{0};
+    std::vector<std::unique_ptr<Http>> sim_clients;
+    const auto add_new_data = [&]() -> Status {
+      if (o.incremental_new_data <= 0) return {};
+      constexpr int kAppenders = 8;
+      if (sim_clients.empty()) {
+        sim_clients.reserve(kAppenders);
+        for (int t = 0; t < kAppenders; ++t) sim_clients.push_back(std::make_unique<Http>(sim_url));
+      }
+      return ParallelFor(o.users, kAppenders, [&](int i, int thread) -> Status {
+        if ((i * 37) % 100 >= o.incremental_new_data) return {};  // spread over the users
+        for (const auto& cfg : kConfigs) {
+          auto r = sim_clients[static_cast<size_t>(thread)]->Json(
+              "POST", "/_sim/users/" + users[static_cast<size_t>(i)].sim_user + "/" + cfg.source +
+                          "/new-data?type=" + cfg.type + "&webhook=0");
+          if (!r) return r.error();
+          ++appended;
+        }
+        return {};
+      });
+    };
     Status posted;
     double posting = 0;
     for (int round = 0; round < o.incremental_rounds && posted; ++round) {
-      posted = post_all();
+      posted = add_new_data();
+      if (posted) posted = post_all();
       posting += post_seconds;
     }
     std::set<std::pair<size_t, size_t>> open2;
@@ -934,13 +958,13 @@ int RunDemo(const DemoOptions& o) {
         "records written; %.0f provider calls (%.1f/job; %.0f HTTP requests answered by the "
         "simulator); server CPU %.2f s = %.2f ms/job; "
         "failed %d, lost %d, simulator duplicates %lld: %s; latency %s; %d round(s) posted in "
-        "%.2f s; sustained %.1f jobs/s (middle 80%% of finish times)\n",
+        "%.2f s; sustained %.1f jobs/s (middle 80%% of finish times); new source records %d\n",
         total2, span, total2 / span, written1 - written0, calls1 - calls0,
         total2 > 0 ? (calls1 - calls0) / total2 : 0.0, SimAnswered(stats2) - answered0, cpu1 - cpu0,
         total2 > 0 ? 1000 * (cpu1 - cpu0) / total2 : 0.0, failed2, lost2,
         static_cast<long long>(dups2), incremental_ok ? "HOLD" : "VIOLATED",
         o.incremental_latency.empty() ? o.latency.c_str() : o.incremental_latency.c_str(),
-        o.incremental_rounds, posting, SustainedRate(finished2_ms).value_or(0));
+        o.incremental_rounds, posting, SustainedRate(finished2_ms).value_or(0), appended.load());
   }
   const auto& u0 = users.front();
   std::printf(

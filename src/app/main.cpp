@@ -274,6 +274,10 @@ int main(int argc, char** argv) {
   demo->add_option("--incremental-rounds", demo_opts.incremental_rounds,
                    "--bench: post every job this many times in the incremental round (one burst)")
       ->check(CLI::Range(1, 50));
+  demo->add_option("--incremental-new-data", demo_opts.incremental_new_data,
+                   "--bench: percent of users given a new source record per config before each "
+                   "incremental round (those jobs move a record; default 0)")
+      ->check(CLI::Range(0, 100));
 
   try {
     app.parse(argc, argv);

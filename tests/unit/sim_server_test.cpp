@@ -443,6 +443,12 @@ TEST_F(SimServerTest, WebhooksAndNewData) {
   ASSERT_EQ(after.size(), before.size() + 1);
   EXPECT_EQ(after.back().meta.id, id);
   EXPECT_EQ(receiver.bodies().size(), 2u);
+  // webhook=0: the record, no webhook (found by the next sync, as with polling).
+  auto quiet = CallJson("POST", "/_sim/users/alice/garmin/new-data?type=workout&webhook=0");
+  EXPECT_TRUE(quiet.at("webhook_status").is_null());
+  EXPECT_EQ(server_->world().Records("garmin", "alice", DataType::kWorkout, 0, INT64_MAX).size(),
+            before.size() + 2);
+  EXPECT_EQ(receiver.bodies().size(), 2u);
   // Strava (no module here, so no webhooks) still gets the record, just no webhook.
   auto strava = CallJson("POST", "/_sim/users/alice/strava/new-data?type=workout");
   EXPECT_TRUE(strava.at("webhook_status").is_null());

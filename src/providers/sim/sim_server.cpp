@@ -862,7 +862,8 @@ class SimServer::Impl {
         return Json(200, {{"ok", true}});
       }
       if (match("POST", "/_sim/users/{u}/{p}/new-data")) {
-        return NewData(provider, user, param("type").empty() ? "workout" : param("type"));
+        return NewData(provider, user, param("type").empty() ? "workout" : param("type"),
+                       param("webhook") != "0");
       }
     }
     return JsonError(404, "not_found", "no such simulator endpoint");
@@ -1033,14 +1034,15 @@ class SimServer::Impl {
   }
 
   api::HttpResponse NewData(const std::string& provider, const std::string& user,
-                            const std::string& type_s) {
+                            const std::string& type_s, bool webhook) {
     DataType type;
     if (!providers::ParseDataType(type_s, &type)) return JsonError(400, "bad_request", "bad type");
     auto rec = world_.AppendNative(provider, user, type);
     if (!rec.ok()) return JsonError(400, "bad_request", rec.error().message);
     json::object out{{"record", RecordJson(*rec)}, {"webhook_status", nullptr}};
     auto mit = modules_.find(provider);
-    if (!WebhookTarget().empty() && mit != modules_.end() && mit->second.spec.make_webhook) {
+    if (webhook && !WebhookTarget().empty() && mit != modules_.end() &&
+        mit->second.spec.make_webhook) {
       auto st = SendWebhook(provider, user, type);
       if (st.ok()) {
         out["webhook_status"] = *st;
