@@ -429,9 +429,6 @@ HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(C
   } release{this, slot};
 
   const TimePoint now = clock_.Now();
-  const auto stored = [&](const std::optional<store::IdempotencyRecord>& r) {
-    return r && r->created_at + settings_.idempotency_retention > now;
-  };
   // Record read late (`read`): the mutation only reads until its write, and the write refuses a
   // key already stored (the collision replay below), so a fresh key — nearly every request —
   // needs no read of its record. It is read after all when the mutation answers without writing
@@ -447,7 +444,10 @@ HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(C
     // The stored record and the deletion state in one read (one round trip on PostgreSQL).
     auto guard = store_.GetWriteGuard(ctx.caller.user, *key);
     if (!guard) return Problem(503, code::kUnavailable, "store unavailable");
-    if (stored(guard->idempotency)) return Replay(*guard->idempotency, hash);
+    if (const auto& existing = guard->idempotency;
+        existing && existing->created_at + settings_.idempotency_retention > now) {
+      return Replay(*existing, hash);
+    }
     if (ctx.match.route_id != kDeleteMe &&
         guard->deletion.state == store::DeletionState::kPending) {
       return Problem(409, code::kUserDeletionPending, "this account is being deleted");
@@ -477,12 +477,9 @@ HttpResponse ApiService::Idempotent(Ctx& ctx, const std::function<HttpResponse(C
         });
     return resp;
   }
-  if (ctx.idem_collision) {
+  // A refused write, or (late read, see above) an answer without a write: replay a stored record.
+  if (ctx.idem_collision || (!read_first && (resp.status < 200 || resp.status > 299))) {
     replay_collision(resp);
-  } else if (!read_first && (resp.status < 200 || resp.status > 299)) {
-    // Answered without writing: the late read (see above).
-    auto existing = store_.GetIdempotency(ctx.caller.user, *key);
-    if (existing && stored(*existing)) resp = Replay(**existing, hash);
   }
   return resp;
 }

@@ -19,7 +19,6 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -34,6 +33,7 @@
 #include "app/provider_gateway.hpp"
 #include "auth/dev_issuer.hpp"
 #include "core/random.hpp"
+#include "loadgen/plan.hpp"
 #include "net/http_client.hpp"
 #include "providers/records.hpp"
 #include "sync/conflict.hpp"
@@ -182,6 +182,14 @@ struct UserPlan {
 };
 
 // Runs fn(i) for i in [0, n) on `threads` threads; returns the first error.
+// `n` clients of `base`, one per thread of a ParallelFor (each keeps its keep-alive connection).
+std::vector<std::unique_ptr<Http>> Clients(const std::string& base, int n) {
+  std::vector<std::unique_ptr<Http>> out;
+  out.reserve(static_cast<size_t>(n));
+  for (int t = 0; t < n; ++t) out.push_back(std::make_unique<Http>(base));
+  return out;
+}
+
 // Runs fn(i, t) for i in [0, n) on `threads` threads; t is the thread's index, so a caller can
 // keep one client (one keep-alive connection) per thread. Stops at the first error.
 Status ParallelFor(int n, int threads, const std::function<Status(int, int)>& fn) {
@@ -211,18 +219,6 @@ Status ParallelFor(int n, int threads, const std::function<Status(int, int)>& fn
 }
 Status ParallelFor(int n, int threads, const std::function<Status(int)>& fn) {
   return ParallelFor(n, threads, [&](int i, int) { return fn(i); });
-}
-
-// "YYYY-MM-DDTHH:MM:SS.mmmZ" (the API's timestamps, FormatRfc3339) -> Unix milliseconds.
-std::optional<int64_t> ParseApiTimestampMs(const std::string& s) {
-  std::tm tm{};
-  int ms = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-    return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
 // The jobs' finish times (Unix ms) -> the rate at which the middle 80% of them finished,
@@ -613,9 +609,7 @@ int RunDemo(const DemoOptions& o) {
   // rounds: a connection per user made connect/accept/close ~10% of the driver's CPU and some of
   // the server's in an incremental round (session 14 profile).
   constexpr int kPosters = 32;
-  std::vector<std::unique_ptr<Http>> posters;
-  posters.reserve(kPosters);
-  for (int t = 0; t < kPosters; ++t) posters.push_back(std::make_unique<Http>(api_url));
+  const auto posters = Clients(api_url, kPosters);
   double post_seconds = 0;  // how long the last post_all took
   auto post_all = [&] {
     const auto t = std::chrono::steady_clock::now();
@@ -749,8 +743,8 @@ int RunDemo(const DemoOptions& o) {
           const auto status = json::value_to<std::string>(r->at("status"));
           if (status == "SUCCEEDED" || status == "FAILED") {
             if (const auto* at = r->as_object().if_contains("updatedAt"); at && at->is_string()) {
-              if (auto ms = ParseApiTimestampMs(std::string(at->get_string())))
-                finished_ms.push_back(*ms);
+              if (const int64_t ms = loadgen::ParseRfc3339Millis(at->get_string()); ms >= 0)
+                finished_ms.push_back(ms);
             }
             if (status == "FAILED") {
               ++failed;
@@ -907,14 +901,10 @@ int RunDemo(const DemoOptions& o) {
     // --incremental-new-data: before each round, the chosen users get one new record at the
     // source of each config (no webhook: the round's job finds it, as a scheduled sync would).
     std::atomic<int> appended{0};
-    std::vector<std::unique_ptr<Http>> sim_clients;
+    constexpr int kAppenders = 8;
+    const auto sim_clients = Clients(sim_url, o.incremental_new_data > 0 ? kAppenders : 0);
     const auto add_new_data = [&]() -> Status {
       if (o.incremental_new_data <= 0) return {};
-      constexpr int kAppenders = 8;
-      if (sim_clients.empty()) {
-        sim_clients.reserve(kAppenders);
-        for (int t = 0; t < kAppenders; ++t) sim_clients.push_back(std::make_unique<Http>(sim_url));
-      }
       return ParallelFor(o.users, kAppenders, [&](int i, int thread) -> Status {
         if ((i * 37) % 100 >= o.incremental_new_data) return {};  // spread over the users
         for (const auto& cfg : kConfigs) {

@@ -536,12 +536,9 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
            : c == Errc::kAuthRevoked ? 0
                                      : 2;
   };
-  std::vector<std::string> written_to(intents.size());  // destination id of each pushed record
-  for (size_t i = 0; i < intents.size(); ++i) {
-    store::LedgerEntry& e = intents[i];
+  for (auto& e : intents) {
     auto it = result_by_id.find(e.source_record_id);
     if (it != result_by_id.end() && it->second->ok) {
-      written_to[i] = it->second->dest_id;
       e.dest_record_id = it->second->dest_id;
       e.state = store::LedgerState::kDone;
       p.commit.push_back(std::move(e));
@@ -563,8 +560,9 @@ Status SyncEngine::Execute(JobRun& run, Pipeline& p) {
   }
   // A twin is done once its pushed record is (else a retry sees both again).
   for (auto& [e, pushed] : twins) {
-    if (written_to[pushed].empty()) continue;
-    e.dest_record_id = written_to[pushed];
+    auto it = result_by_id.find(push[pushed].meta.id);  // the pushed record's source id
+    if (it == result_by_id.end() || !it->second->ok) continue;
+    e.dest_record_id = it->second->dest_id;
     e.state = store::LedgerState::kDone;
     p.commit.push_back(std::move(e));
   }
