@@ -161,7 +161,10 @@ int main(int argc, char** argv) {
   auto* jwks_drop = jwks_cmd->add_subcommand(
       "drop", "forget a cached signing key (running servers pick it up within 1 s)");
   jd_flags.Add(jwks_drop, false);
-  jwks_drop->add_option("kid", kid, "key id")->required();
+  jwks_drop
+      ->add_option("kid", kid,
+                   "key id; one that starts with '-' goes after '--' (jwks drop -- -Ab3...)")
+      ->required();
 
   auto* queue_cmd = admin->add_subcommand("queue", "job queue")->require_subcommand(1);
   CommonFlags qs_flags;

@@ -19,7 +19,13 @@ BIN = os.environ.get("SYNCWELL_BIN", "build/release/src/app/syncwell")
 
 
 def run(*args, data_dir, check=True):
-    p = subprocess.run([BIN, *args, "--data-dir", data_dir], capture_output=True, text=True, timeout=60)
+    # --data-dir goes before a "--" (after it, every word is positional).
+    if "--" in args:
+        cut = args.index("--")
+        argv = [BIN, *args[:cut], "--data-dir", data_dir, *args[cut:]]
+    else:
+        argv = [BIN, *args, "--data-dir", data_dir]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     if check and p.returncode != 0:
         raise AssertionError(f"syncwell {' '.join(args)} failed ({p.returncode}): {p.stderr}")
     return p
