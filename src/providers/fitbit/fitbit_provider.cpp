@@ -316,9 +316,12 @@ class FitbitProvider final : public Provider {
     return r;
   }
 
+  // The parsed tree lives in one arena (a shared monotonic resource, freed with the last value
+  // that uses it): a list page is hundreds of small strings and objects, and a malloc each was
+  // ~4% of the server's CPU in the end-to-end benchmark. Values moved out keep the arena.
   static Result<json::object> ParseObject(const net::HttpResult& r, std::string_view what) {
     boost::system::error_code ec;
-    json::value v = json::parse(r.body, ec);
+    json::value v = json::parse(r.body, ec, json::make_shared_resource<json::monotonic_resource>());
     if (ec || !v.is_object())
       return MakeError(Errc::kPermanent, "fitbit: " + std::string(what) + ": malformed JSON");
     return std::move(v.get_object());
@@ -454,13 +457,13 @@ class FitbitProvider final : public Provider {
     for (int page = 0; page < kMaxPages; ++page) {
       auto body = ListPage(ctx, type, filter, settings_.page_size, token, seg_override);
       if (!body) return body.error();
-      if (const json::value* pts = body->if_contains("dataPoints")) {
+      if (json::value* pts = body->if_contains("dataPoints")) {
         if (!pts->is_array())
           return MakeError(Errc::kPermanent, "fitbit: list: dataPoints malformed");
-        for (const auto& p : pts->get_array()) {
+        for (auto& p : pts->get_array()) {
           if (!p.is_object())
             return MakeError(Errc::kPermanent, "fitbit: list: data point malformed");
-          out.push_back(p.get_object());
+          out.push_back(std::move(p.get_object()));  // same storage: moved, not copied
         }
       }
       const json::value* next = body->if_contains("nextPageToken");

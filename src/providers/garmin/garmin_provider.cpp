@@ -278,7 +278,8 @@ class GarminProvider final : public Provider {
                  summary);
     if (!r) return r.error();
     boost::system::error_code ec;
-    json::value v = json::parse(r->body, ec);
+    json::monotonic_resource arena;  // the tree dies with this call: one arena, no malloc each
+    json::value v = json::parse(r->body, ec, &arena);
     if (ec || !v.is_array())
       return MakeError(Errc::kPermanent, "garmin: " + summary + ": malformed JSON");
     std::vector<Record> out;

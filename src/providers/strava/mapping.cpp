@@ -103,7 +103,9 @@ Result<json::value> ParseJson(std::string_view body, std::string_view what) {
   json::error_code ec;
   json::parse_options opt;
   opt.max_depth = 32;
-  json::value v = json::parse(body, ec, {}, opt);
+  // One arena for the whole tree (see the Fitbit connector's ParseObject).
+  json::value v =
+      json::parse(body, ec, json::make_shared_resource<json::monotonic_resource>(), opt);
   if (ec) return MakeError(Errc::kPermanent, "strava: malformed JSON in " + std::string(what));
   return v;
 }

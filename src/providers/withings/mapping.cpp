@@ -91,15 +91,18 @@ Result<json::object> Envelope(std::string_view body, std::string_view what, bool
   json::error_code ec;
   json::parse_options opt;
   opt.max_depth = 32;
-  json::value v = json::parse(body, ec, {}, opt);
+  // One arena for the whole tree (see the Fitbit connector's ParseObject); the body is moved
+  // out, not copied, and keeps the arena alive.
+  json::value v =
+      json::parse(body, ec, json::make_shared_resource<json::monotonic_resource>(), opt);
   if (ec || !v.is_object()) return Malformed(what);
   auto status = AsInt(Get(v.get_object(), "status"));
   if (!status) return Malformed(what);
   if (*status != 0) return StatusError(*status, what, token_endpoint);
-  const auto* b = Get(v.get_object(), "body");
+  json::value* b = v.get_object().if_contains("body");
   if (!b) return json::object{};
   if (!b->is_object()) return Malformed(what);
-  return b->get_object();
+  return std::move(b->get_object());
 }
 
 int32_t OffsetAt(std::string_view tz, int64_t utc_ms) {
