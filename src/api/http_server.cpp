@@ -48,6 +48,60 @@ Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& s) {
 
 namespace {
 
+bool IsTokenChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool SafeHeader(std::string_view name, std::string_view value) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) return false;
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+}  // namespace
+
+std::string SerializeResponse(const HttpResponse& resp, unsigned version, bool keep_alive,
+                              std::string_view request_id) {
+  const auto status = static_cast<http::status>(resp.status);
+  const bool bodiless =
+      (resp.status >= 100 && resp.status < 200) || resp.status == 204 || resp.status == 304;
+  const auto named = [&](std::string_view name) {
+    return std::any_of(resp.headers.begin(), resp.headers.end(),
+                       [&](const auto& h) { return beast::iequals(h.first, name); });
+  };
+  std::string out;
+  out.reserve(160 + resp.body.size());
+  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out += std::to_string(resp.status);
+  out += ' ';
+  out += http::obsolete_reason(status);
+  out += "\r\n";
+  const auto add = [&](std::string_view name, std::string_view value) {
+    if (!SafeHeader(name, value)) return;
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  };
+  if (!named("Server")) add("Server", "syncwell");
+  if (!named("X-Request-Id")) add("X-Request-Id", request_id);
+  if (!resp.content_type.empty() && !named("Content-Type")) add("Content-Type", resp.content_type);
+  for (const auto& [k, v] : resp.headers) {
+    if (beast::iequals(k, "content-length") || beast::iequals(k, "connection") ||
+        beast::iequals(k, "transfer-encoding"))
+      continue;  // framing is the server's
+    add(k, v);
+  }
+  if (!bodiless) add("Content-Length", std::to_string(resp.body.size()));
+  if (version >= 11 && !keep_alive) add("Connection", "close");
+  if (version < 11 && keep_alive) add("Connection", "keep-alive");
+  out += "\r\n";
+  if (!bodiless) out += resp.body;
+  return out;
+}
+
+namespace {
+
 bool ValidRequestId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {
@@ -429,17 +483,13 @@ class HttpServer::Impl {
   awaitable<bool> Write(beast::tcp_stream& stream, HttpResponse resp, unsigned version,
                         bool keep_alive, const std::string& request_id, const std::string& method,
                         std::chrono::steady_clock::time_point started, size_t bytes_in) {
-    http::response<http::string_body> res{static_cast<http::status>(resp.status), version};
-    res.set(http::field::server, "syncwell");
-    res.set("X-Request-Id", request_id);
-    if (!resp.content_type.empty()) res.set(http::field::content_type, resp.content_type);
-    for (const auto& [k, v] : resp.headers) res.set(k, v);
+    // One buffer, one send: Beast's response serializer (a field allocation per header, a
+    // buffer sequence walked per write) cost more CPU than the bytes (see docs/BENCHMARKS.md).
     const size_t bytes_out = resp.body.size();
-    res.body() = std::move(resp.body);
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
+    const std::string wire = SerializeResponse(resp, version, keep_alive, request_id);
     stream.expires_after(settings_.read_timeout);
-    auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
+    auto [ec, n] =
+        co_await asio::async_write(stream, asio::buffer(wire), asio::as_tuple(use_awaitable));
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     Record(resp.route, resp.status, secs);

@@ -70,4 +70,12 @@ class HttpServer {
 // Splits "host:port" (IPv6 as "[::1]:8080"). Port must be 0-65535.
 Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& s);
 
+// The bytes of `resp` on the wire (status line, headers, body), as the server writes them in one
+// send: `Server`, `X-Request-Id` and `Content-Type` unless `resp.headers` names them itself;
+// `Content-Length` except on 1xx/204/304 (which carry no body); `Connection: close` when an
+// HTTP/1.1 connection ends, `Connection: keep-alive` when an HTTP/1.0 one stays. A header name or
+// value that would break the framing (CR, LF, NUL, or a name that is not a token) is dropped.
+std::string SerializeResponse(const HttpResponse& resp, unsigned version, bool keep_alive,
+                              std::string_view request_id);
+
 }  // namespace syncwell::api

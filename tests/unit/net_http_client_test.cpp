@@ -75,6 +75,9 @@ class NetHttpClientTest : public ::testing::Test {
     } else if (r.path == "/status/503") {
       resp.status = 503;
       resp.body = R"({"error":"unavailable"})";
+    } else if (r.path == "/nocontent") {
+      resp.status = 204;
+      resp.headers.emplace_back("X-Injected", "a\r\nX-Smuggled: yes");  // dropped, not sent
     } else if (r.path == "/big") {
       resp.content_type = "text/plain";
       resp.body.assign(5000, 'x');
@@ -533,6 +536,69 @@ TEST(NetHttpClientRetryTest, PostIsNotReplayedUnlessItHasAnIdempotencyKey) {
     EXPECT_EQ(server.requests(), 3);
     client.reset();
   }
+}
+
+// The server writes each response as one buffer (api::SerializeResponse); the client's Beast
+// parser must read it back, and a 204 (no Content-Length, no body) must leave the connection
+// reusable.
+TEST_F(NetHttpClientTest, ServerResponsesParseAndNoContentKeepsTheConnection) {
+  StartServer();
+  auto client = MakeHttpClient();
+  for (int i = 0; i < 3; ++i) {
+    auto r = client->Send({.url = Url("/nocontent")});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->status, 204);
+    EXPECT_EQ(r->body, "");
+    EXPECT_EQ(r->Header("x-injected"), nullptr);
+    EXPECT_EQ(r->Header("x-smuggled"), nullptr);
+    ASSERT_NE(r->Header("x-request-id"), nullptr);
+    ASSERT_NE(r->Header("server"), nullptr);
+    EXPECT_EQ(*r->Header("server"), "syncwell");
+  }
+  auto r = client->Send({.url = Url("/big")});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->body, std::string(5000, 'x'));
+  ASSERT_NE(r->Header("content-type"), nullptr);
+  EXPECT_EQ(*r->Header("content-type"), "text/plain");
+  EXPECT_EQ(Connections(), 1u);
+}
+
+TEST(HttpServerSerializeTest, FramingIsTheServersAndBadHeadersAreDropped) {
+  api::HttpResponse resp;
+  resp.body = "{}";
+  EXPECT_EQ(api::SerializeResponse(resp, 11, true, "rid"),
+            "HTTP/1.1 200 OK\r\nServer: syncwell\r\nX-Request-Id: rid\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+  EXPECT_EQ(api::SerializeResponse(resp, 11, false, "rid"),
+            "HTTP/1.1 200 OK\r\nServer: syncwell\r\nX-Request-Id: rid\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
+            "\r\n{}");
+  EXPECT_EQ(api::SerializeResponse(resp, 10, true, "rid"),
+            "HTTP/1.0 200 OK\r\nServer: syncwell\r\nX-Request-Id: rid\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2\r\n"
+            "Connection: keep-alive\r\n\r\n{}");
+
+  api::HttpResponse none;
+  none.status = 204;
+  none.content_type.clear();
+  none.body = "ignored";  // a 204 has no body on the wire
+  EXPECT_EQ(api::SerializeResponse(none, 11, true, "r"),
+            "HTTP/1.1 204 No Content\r\nServer: syncwell\r\nX-Request-Id: r\r\n\r\n");
+
+  api::HttpResponse odd;
+  odd.status = 429;
+  odd.body = "x";
+  odd.headers = {{"Retry-After", "3"},
+                 {"Server", "sim"},                   // replaces the default
+                 {"Content-Length", "999"},           // framing is the server's
+                 {"Transfer-Encoding", "chunked"},    // likewise
+                 {"X-Evil", "a\r\nSet-Cookie: s=1"},  // would split the header block
+                 {"Bad Name", "v"},                   // not a token
+                 {"X-Nul", std::string("a\0b", 3)}};
+  EXPECT_EQ(api::SerializeResponse(odd, 11, true, "r"),
+            "HTTP/1.1 429 Too Many Requests\r\nX-Request-Id: r\r\n"
+            "Content-Type: application/json\r\nRetry-After: 3\r\nServer: sim\r\n"
+            "Content-Length: 1\r\n\r\nx");
 }
 
 TEST(NetUrlEncodeTest, KeepsUnreservedOnly) {
