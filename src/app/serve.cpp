@@ -568,7 +568,14 @@ int RunServe(const config::Settings& s) {
     std::cerr << "syncwell serve: secret key: " << box.error().message << "\n";
     return 1;
   }
-  auto http_client = net::MakeHttpClient();
+  // Every worker may hold a request to the same provider host at once (with 50-300 ms of
+  // provider latency, hundreds do): an idle pool smaller than the worker count closes the
+  // surplus connections after each burst and opens new ones (a TLS handshake each, at a real
+  // provider) for the next. Keep as many idle connections per host as there are workers.
+  net::HttpClientSettings http_settings;
+  http_settings.max_idle_per_host =
+      std::max<size_t>(http_settings.max_idle_per_host, static_cast<size_t>(s.worker.max_workers));
+  auto http_client = net::MakeHttpClient(http_settings);
   providers::ProviderRegistry registry = BuildProviderRegistry(s, *http_client, clock);
   if (registry.Names().empty()) {
     log::Warn(
