@@ -2,9 +2,13 @@
 //
 // Design: every pooled Connection owns a private io_context next to its socket, so a calling
 // thread drives exactly the I/O of the connection it holds and connections move freely between
-// threads through the pool (one owner at a time, the pool mutex hands them over). Each step runs
-// as a coroutine on that io_context; beast::tcp_stream's expiry (one absolute deadline per call)
-// bounds connect/handshake/write/read, and run_one_until() bounds the loop as a safety net. DNS
+// threads through the pool (one owner at a time, the pool mutex hands them over). Connect, the
+// TLS handshake and TLS exchanges run as coroutines on that io_context; beast::tcp_stream's
+// expiry (one absolute deadline per call) bounds them, and run_one_until() bounds the loop as a
+// safety net. A plain-HTTP exchange is a blocking one: Beast's synchronous write and read on a
+// DeadlineStream, whose every wait is one poll(2) bounded by what is left of the deadline (the
+// calling thread waits anyway; the coroutine, its frame, the reactor and the stream's timer
+// cost ~30% of the client's CPU per call, see docs/BENCHMARKS.md, session 15). DNS
 // has no cancellation, so names are resolved on a detached helper thread and the caller only
 // waits until its deadline (IP literals skip the resolver entirely).
 //
@@ -12,8 +16,11 @@
 #include "net/http_client.hpp"
 
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <array>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -234,6 +241,39 @@ asio::awaitable<void> Handshake(beast::ssl_stream<beast::tcp_stream>* stream, St
   st->done = true;
 }
 
+using ResponseParser = http::response_parser<http::string_body>;
+
+void Prepare(ResponseParser& parser, size_t body_limit, bool head) {
+  parser.header_limit(kMaxHeaderBytes);
+  parser.body_limit(body_limit);
+  if (head) parser.skip(true);
+}
+
+// After one response was read (or failed): records it in `st`. Returns true when it was an
+// interim (1xx) response, so the caller reads the final one.
+bool TakeResponse(ResponseParser& parser, const boost::system::error_code& ec,
+                  const beast::flat_buffer& buffer, ExchangeState* st) {
+  if (parser.got_some()) st->got_bytes = true;
+  if (ec) {
+    st->body_too_large = ec == http::error::body_limit;
+    st->ec = ec;
+    return false;
+  }
+  auto msg = parser.release();
+  const int status = static_cast<int>(msg.result_int());
+  if (status >= 100 && status < 200 && status != 101) return true;
+  st->result.status = status;
+  st->result.headers.reserve(16);
+  for (const auto& f : msg) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    st->result.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  st->result.body = std::move(msg.body());
+  st->keep_alive = msg.keep_alive() && status != 101 && buffer.size() == 0;
+  return false;
+}
+
 template <class Stream>
 asio::awaitable<void> Exchange(Stream* stream, beast::flat_buffer* buffer, const Request* req,
                                size_t body_limit, bool head, ExchangeState* st) {
@@ -246,32 +286,116 @@ asio::awaitable<void> Exchange(Stream* stream, beast::flat_buffer* buffer, const
   }
   st->wrote = true;
   for (;;) {
-    http::response_parser<http::string_body> parser;
-    parser.header_limit(kMaxHeaderBytes);
-    parser.body_limit(body_limit);
-    if (head) parser.skip(true);
+    ResponseParser parser;
+    Prepare(parser, body_limit, head);
     auto [rec, rn] =
         co_await http::async_read(*stream, *buffer, parser, asio::as_tuple(asio::use_awaitable));
     (void)rn;
-    if (parser.got_some()) st->got_bytes = true;
-    if (rec) {
-      st->body_too_large = rec == http::error::body_limit;
-      st->ec = rec;
-      break;
+    if (!TakeResponse(parser, rec, *buffer, st)) break;
+  }
+  st->done = true;
+}
+
+// A connected non-blocking socket seen as a blocking Beast SyncReadStream/SyncWriteStream with
+// one absolute deadline: each call tries the system call first and waits in poll(2) only when
+// it would block, for at most what is left until the deadline (then beast::error::timeout).
+class DeadlineStream {
+ public:
+  DeadlineStream(int fd, SteadyTime deadline) : fd_(fd), deadline_(deadline) {}
+
+  template <class Buffers>
+  size_t read_some(const Buffers& buffers, boost::system::error_code& ec) {
+    return Io(buffers, POLLIN, ec, [this](msghdr* m) { return ::recvmsg(fd_, m, 0); });
+  }
+  template <class Buffers>
+  size_t write_some(const Buffers& buffers, boost::system::error_code& ec) {
+    return Io(buffers, POLLOUT, ec, [this](msghdr* m) { return ::sendmsg(fd_, m, MSG_NOSIGNAL); });
+  }
+  template <class Buffers>
+  size_t read_some(const Buffers& buffers) {
+    boost::system::error_code ec;
+    const size_t n = read_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+  template <class Buffers>
+  size_t write_some(const Buffers& buffers) {
+    boost::system::error_code ec;
+    const size_t n = write_some(buffers, ec);
+    if (ec) throw boost::system::system_error(ec);
+    return n;
+  }
+
+ private:
+  template <class Buffers, class Call>
+  size_t Io(const Buffers& buffers, short events, boost::system::error_code& ec, Call call) {
+    std::array<iovec, 16> iov{};
+    size_t count = 0;
+    for (auto it = asio::buffer_sequence_begin(buffers);
+         it != asio::buffer_sequence_end(buffers) && count < iov.size(); ++it) {
+      asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      iov[count++] = iovec{const_cast<void*>(b.data()), b.size()};
     }
-    auto msg = parser.release();
-    const int status = static_cast<int>(msg.result_int());
-    if (status >= 100 && status < 200 && status != 101) continue;  // interim: read the final one
-    st->result.status = status;
-    st->result.headers.reserve(16);
-    for (const auto& f : msg) {
-      std::string name(f.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      st->result.headers.emplace_back(std::move(name), std::string(f.value()));
+    ec = {};
+    if (count == 0) return 0;
+    msghdr m{};
+    m.msg_iov = iov.data();
+    m.msg_iovlen = count;
+    for (;;) {
+      const ssize_t n = call(&m);
+      if (n > 0) return static_cast<size_t>(n);
+      if (n == 0) {  // the peer closed (a write of a non-empty buffer never returns 0)
+        ec = asio::error::eof;
+        return 0;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        ec.assign(errno, boost::system::system_category());
+        return 0;
+      }
+      if (!Wait(events, ec)) return 0;
     }
-    st->result.body = std::move(msg.body());
-    st->keep_alive = msg.keep_alive() && status != 101 && buffer->size() == 0;
-    break;
+  }
+
+  bool Wait(short events, boost::system::error_code& ec) {
+    for (;;) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+          deadline_ - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ec = beast::error::timeout;
+        return false;
+      }
+      pollfd p{fd_, events, 0};
+      const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 60'000)));
+      if (r > 0) return true;  // ready, or an error the next system call reports
+      if (r < 0 && errno != EINTR) {
+        ec.assign(errno, boost::system::system_category());
+        return false;
+      }
+    }
+  }
+
+  int fd_;
+  SteadyTime deadline_;
+};
+
+// The plain-HTTP exchange, blocking on the calling thread (see the file comment).
+void ExchangeBlocking(DeadlineStream& stream, beast::flat_buffer* buffer, const Request& req,
+                      size_t body_limit, bool head, ExchangeState* st) {
+  boost::system::error_code ec;
+  http::write(stream, req, ec);
+  if (ec) {
+    st->ec = ec;
+    st->done = true;
+    return;
+  }
+  st->wrote = true;
+  for (;;) {
+    ResponseParser parser;
+    Prepare(parser, body_limit, head);
+    http::read(stream, *buffer, parser, ec);
+    if (!TakeResponse(parser, ec, *buffer, st)) break;
   }
   st->done = true;
 }
@@ -343,22 +467,22 @@ class BeastHttpClient final : public HttpClient {
       }
       ExchangeState st;
       conn->buffer.clear();
-      if (conn->tls) {
+      bool in_time = true;
+      if (!conn->tls) {
+        DeadlineStream stream(conn->plain->socket().native_handle(), deadline);
+        ExchangeBlocking(stream, &conn->buffer, req, settings_.max_response_bytes, head, &st);
+        in_time = !IsTimeout(st.ec);
+      } else {
         asio::co_spawn(
             conn->ioc,
             Exchange(&*conn->tls, &conn->buffer, &req, settings_.max_response_bytes, head, &st),
             [&st](std::exception_ptr e) { OnEscaped(e, &st.done); });
-      } else {
-        asio::co_spawn(
-            conn->ioc,
-            Exchange(&*conn->plain, &conn->buffer, &req, settings_.max_response_bytes, head, &st),
-            [&st](std::exception_ptr e) { OnEscaped(e, &st.done); });
+        conn->Lowest().expires_at(deadline);
+        in_time = RunUntil(*conn, deadline, st.done);
       }
-      conn->Lowest().expires_at(deadline);
-      const bool in_time = RunUntil(*conn, deadline, st.done);
       if (in_time && !st.ec && st.result.status != 0) {
         if (st.keep_alive) {
-          conn->Lowest().expires_never();
+          if (conn->tls) conn->Lowest().expires_never();
           Release(target->key, std::move(conn));
         }
         return std::move(st.result);
@@ -506,6 +630,11 @@ class BeastHttpClient final : public HttpClient {
     if (!RunUntil(*c, deadline, st.done) || IsTimeout(st.ec)) return Fail(t, "timeout (connect)");
     if (st.ec) return Fail(t, "connect: " + st.ec.message());
     if (!st.done) return Fail(t, "connect failed");
+    if (!t.tls) {
+      boost::system::error_code nb_ec;  // DeadlineStream waits in poll(2), never in a call
+      tcp_stream->socket().non_blocking(true, nb_ec);
+      if (nb_ec) return Fail(t, "connect: " + nb_ec.message());
+    }
     if (t.tls) {
       boost::system::error_code ip_ec;
       (void)asio::ip::make_address(t.host, ip_ec);
