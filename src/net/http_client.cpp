@@ -45,7 +45,14 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using SteadyTime = std::chrono::steady_clock::time_point;
-using Request = http::request<http::string_body>;
+// A request on the wire: the request line and headers, then the caller's body (not copied).
+struct Request {
+  std::string head;
+  const std::string* body = nullptr;
+  std::array<asio::const_buffer, 2> Buffers() const {
+    return {asio::buffer(head), asio::buffer(*body)};
+  }
+};
 
 constexpr uint32_t kMaxHeaderBytes = 64 << 10;
 // Idle connections older than this are dropped instead of reused: servers commonly close idle
@@ -277,7 +284,8 @@ bool TakeResponse(ResponseParser& parser, const boost::system::error_code& ec,
 template <class Stream>
 asio::awaitable<void> Exchange(Stream* stream, beast::flat_buffer* buffer, const Request* req,
                                size_t body_limit, bool head, ExchangeState* st) {
-  auto [wec, wn] = co_await http::async_write(*stream, *req, asio::as_tuple(asio::use_awaitable));
+  auto [wec, wn] =
+      co_await asio::async_write(*stream, req->Buffers(), asio::as_tuple(asio::use_awaitable));
   (void)wn;
   if (wec) {
     st->ec = wec;
@@ -384,7 +392,7 @@ class DeadlineStream {
 void ExchangeBlocking(DeadlineStream& stream, beast::flat_buffer* buffer, const Request& req,
                       size_t body_limit, bool head, ExchangeState* st) {
   boost::system::error_code ec;
-  http::write(stream, req, ec);
+  asio::write(stream, req.Buffers(), ec);
   if (ec) {
     st->ec = ec;
     st->done = true;
@@ -526,28 +534,42 @@ class BeastHttpClient final : public HttpClient {
     return MakeError(Errc::kRetryable, "HTTP " + t.key + ": " + what);
   }
 
+  // Written by hand, not through Beast's request serializer (a field allocation per header):
+  // Send() already refused methods and header names that are not tokens and values with CR, LF
+  // or NUL. Framing headers are the client's; Content-Length as Beast's prepare_payload() sets
+  // it (always with a body; on an empty POST, PUT or OPTIONS as 0; else none).
   Request BuildRequest(const HttpCall& call, const Target& t) const {
     Request req;
-    const http::verb verb = http::string_to_verb(call.method);
-    if (verb == http::verb::unknown) {
-      req.method_string(call.method);
-    } else {
-      req.method(verb);
-    }
-    req.target(t.target);
-    req.version(11);
-    req.set(http::field::host, t.host_header);
+    req.body = &call.body;
+    std::string& h = req.head;
+    h.reserve(128 + t.target.size() + call.headers.size() * 48);
+    h += call.method;
+    h += ' ';
+    h += t.target;
+    h += " HTTP/1.1\r\nHost: ";
+    h += t.host_header;
+    h += "\r\n";
     bool has_agent = false;
     for (const auto& [k, v] : call.headers) {
       if (IsReservedHeader(k)) continue;
       if (beast::iequals(k, "user-agent")) has_agent = true;
-      req.insert(k, v);
+      h += k;
+      h += ": ";
+      h += v;
+      h += "\r\n";
     }
-    if (!has_agent && !settings_.user_agent.empty())
-      req.set(http::field::user_agent, settings_.user_agent);
-    req.body() = call.body;
-    req.keep_alive(true);
-    req.prepare_payload();
+    if (!has_agent && !settings_.user_agent.empty() && IsHeaderValue(settings_.user_agent)) {
+      h += "User-Agent: ";
+      h += settings_.user_agent;
+      h += "\r\n";
+    }
+    if (!call.body.empty() || call.method == "POST" || call.method == "PUT" ||
+        call.method == "OPTIONS") {
+      h += "Content-Length: ";
+      h += std::to_string(call.body.size());
+      h += "\r\n";
+    }
+    h += "\r\n";
     return req;
   }
 
