@@ -693,6 +693,7 @@ int RunDemo(const DemoOptions& o) {
   // Without --bench the first jobs are posted while seeding.
   const int64_t t0_ms = o.bench ? jobs_started_ms - 1000 : seeding_t0_ms;
   const double cpu_before = ProcessCpuSeconds(server_proc.pid());
+  const double sim_cpu_before = ProcessCpuSeconds(sim_proc.pid());
   const double finished_before = o.bench ? finished_deliveries() : 0;
   if (o.bench) {
     auto posted = post_all();
@@ -783,10 +784,11 @@ int RunDemo(const DemoOptions& o) {
   const int total = static_cast<int>(open.size());
   std::optional<std::chrono::steady_clock::time_point> jobs_done_at;
   const auto deadline = std::chrono::steady_clock::now() + o.timeout;
-  std::optional<double> cpu_at_finish;
+  std::optional<double> cpu_at_finish, sim_cpu_at_finish;
   if (o.bench) {
     await_finished(finished_before, total, deadline);
     cpu_at_finish = ProcessCpuSeconds(server_proc.pid());
+    sim_cpu_at_finish = ProcessCpuSeconds(sim_proc.pid());
   }
   std::vector<int64_t> finished_ms;
   const int failed =
@@ -796,6 +798,7 @@ int RunDemo(const DemoOptions& o) {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const double cpu_after = cpu_at_finish.value_or(ProcessCpuSeconds(server_proc.pid()));
+  const double sim_cpu_after = sim_cpu_at_finish.value_or(ProcessCpuSeconds(sim_proc.pid()));
   const double jobs_span = span_seconds(jobs_started, jobs_started_ms, finished_ms, jobs_done_at);
   const auto rss = ProcessMemoryKb(server_proc.pid());
 
@@ -875,11 +878,12 @@ int RunDemo(const DemoOptions& o) {
         "written (%.1f/s); %.0f provider calls (%.0f HTTP requests answered by the simulator); "
         "server CPU %.2f s = %.2f ms/job; server RSS "
         "%lld KiB (peak %lld KiB); latency %s, %d workers; posting took %.2f s; sustained %.1f "
-        "jobs/s (middle 80%% of finish times)\n",
+        "jobs/s (middle 80%% of finish times); simulator CPU %.2f ms/job\n",
         total, jobs_span, total / jobs_span, written, written / jobs_span, calls,
         SimAnswered(stats), cpu_after - cpu_before, 1000 * (cpu_after - cpu_before) / total,
         static_cast<long long>(rss.first), static_cast<long long>(rss.second), o.latency.c_str(),
-        o.workers, post_seconds, SustainedRate(finished_ms).value_or(0));
+        o.workers, post_seconds, SustainedRate(finished_ms).value_or(0),
+        1000 * (sim_cpu_after - sim_cpu_before) / total);
   }
   // --bench, second round: the same jobs again. Every cursor is set now and the simulator has
   // no new data, so these are incremental syncs — the steady state of the S7 schedule (PRO users
@@ -895,6 +899,7 @@ int RunDemo(const DemoOptions& o) {
     const double written0 = m0 ? MetricSum(m0->body, "syncwell_sync_records_written_total") : 0;
     const double calls0 = m0 ? MetricSum(m0->body, "syncwell_provider_calls_total") : 0;
     const double cpu0 = ProcessCpuSeconds(server_proc.pid());
+    const double sim_cpu0 = ProcessCpuSeconds(sim_proc.pid());
     const double finished0 = finished_deliveries();
     const auto t = std::chrono::steady_clock::now();
     const int64_t t_ms = ToUnixMillis(clock.Now());
@@ -932,6 +937,7 @@ int RunDemo(const DemoOptions& o) {
     const auto deadline2 = std::chrono::steady_clock::now() + o.timeout;
     await_finished(finished0, total2, deadline2);
     const double cpu1 = ProcessCpuSeconds(server_proc.pid());
+    const double sim_cpu1 = ProcessCpuSeconds(sim_proc.pid());
     std::vector<int64_t> finished2_ms;
     const int failed2 =
         wait_jobs(open2, total2, deadline2, std::chrono::milliseconds(200), done2, finished2_ms);
@@ -948,13 +954,15 @@ int RunDemo(const DemoOptions& o) {
         "records written; %.0f provider calls (%.1f/job; %.0f HTTP requests answered by the "
         "simulator); server CPU %.2f s = %.2f ms/job; "
         "failed %d, lost %d, simulator duplicates %lld: %s; latency %s; %d round(s) posted in "
-        "%.2f s; sustained %.1f jobs/s (middle 80%% of finish times); new source records %d\n",
+        "%.2f s; sustained %.1f jobs/s (middle 80%% of finish times); new source records %d; "
+        "simulator CPU %.2f ms/job (with the new records' appends)\n",
         total2, span, total2 / span, written1 - written0, calls1 - calls0,
         total2 > 0 ? (calls1 - calls0) / total2 : 0.0, SimAnswered(stats2) - answered0, cpu1 - cpu0,
         total2 > 0 ? 1000 * (cpu1 - cpu0) / total2 : 0.0, failed2, lost2,
         static_cast<long long>(dups2), incremental_ok ? "HOLD" : "VIOLATED",
         o.incremental_latency.empty() ? o.latency.c_str() : o.incremental_latency.c_str(),
-        o.incremental_rounds, posting, SustainedRate(finished2_ms).value_or(0), appended.load());
+        o.incremental_rounds, posting, SustainedRate(finished2_ms).value_or(0), appended.load(),
+        total2 > 0 ? 1000 * (sim_cpu1 - sim_cpu0) / total2 : 0.0);
   }
   const auto& u0 = users.front();
   std::printf(
