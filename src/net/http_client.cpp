@@ -281,18 +281,24 @@ bool TakeResponse(ResponseParser& parser, const boost::system::error_code& ec,
   return false;
 }
 
+// After the request was written (or failed): false when the exchange ends here.
+bool TakeWrite(const boost::system::error_code& ec, ExchangeState* st) {
+  if (ec) {
+    st->ec = ec;
+    st->done = true;
+    return false;
+  }
+  st->wrote = true;
+  return true;
+}
+
 template <class Stream>
 asio::awaitable<void> Exchange(Stream* stream, beast::flat_buffer* buffer, const Request* req,
                                size_t body_limit, bool head, ExchangeState* st) {
   auto [wec, wn] =
       co_await asio::async_write(*stream, req->Buffers(), asio::as_tuple(asio::use_awaitable));
   (void)wn;
-  if (wec) {
-    st->ec = wec;
-    st->done = true;
-    co_return;
-  }
-  st->wrote = true;
+  if (!TakeWrite(wec, st)) co_return;
   for (;;) {
     ResponseParser parser;
     Prepare(parser, body_limit, head);
@@ -393,12 +399,7 @@ void ExchangeBlocking(DeadlineStream& stream, beast::flat_buffer* buffer, const 
                       size_t body_limit, bool head, ExchangeState* st) {
   boost::system::error_code ec;
   asio::write(stream, req.Buffers(), ec);
-  if (ec) {
-    st->ec = ec;
-    st->done = true;
-    return;
-  }
-  st->wrote = true;
+  if (!TakeWrite(ec, st)) return;
   for (;;) {
     ResponseParser parser;
     Prepare(parser, body_limit, head);
