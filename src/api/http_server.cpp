@@ -16,6 +16,7 @@
 #include "api/problem.hpp"
 #include "core/asio.hpp"
 #include "core/clock.hpp"
+#include "core/http_syntax.hpp"
 #include "core/log.hpp"
 #include "core/random.hpp"
 
@@ -46,20 +47,6 @@ Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& s) {
   return std::make_pair(host, static_cast<uint16_t>(port));
 }
 
-namespace {
-
-bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool SafeHeader(std::string_view name, std::string_view value) {
-  if (name.empty() || !std::all_of(name.begin(), name.end(), IsTokenChar)) return false;
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-}  // namespace
-
 std::string SerializeResponse(const HttpResponse& resp, unsigned version, bool keep_alive,
                               std::string_view request_id) {
   const auto status = static_cast<http::status>(resp.status);
@@ -77,7 +64,7 @@ std::string SerializeResponse(const HttpResponse& resp, unsigned version, bool k
   out += http::obsolete_reason(status);
   out += "\r\n";
   const auto add = [&](std::string_view name, std::string_view value) {
-    if (!SafeHeader(name, value)) return;
+    if (!http_syntax::IsToken(name) || !http_syntax::IsFieldValue(value)) return;
     out += name;
     out += ": ";
     out += value;

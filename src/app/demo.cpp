@@ -181,7 +181,6 @@ struct UserPlan {
   std::vector<std::string> jobs;                   // manual job ids
 };
 
-// Runs fn(i) for i in [0, n) on `threads` threads; returns the first error.
 // `n` clients of `base`, one per thread of a ParallelFor (each keeps its keep-alive connection).
 std::vector<std::unique_ptr<Http>> Clients(const std::string& base, int n) {
   std::vector<std::unique_ptr<Http>> out;
@@ -217,6 +216,7 @@ Status ParallelFor(int n, int threads, const std::function<Status(int, int)>& fn
   if (first) return *first;
   return {};
 }
+// Runs fn(i) for i in [0, n) on `threads` threads; returns the first error.
 Status ParallelFor(int n, int threads, const std::function<Status(int)>& fn) {
   return ParallelFor(n, threads, [&](int i, int) { return fn(i); });
 }

@@ -8,7 +8,7 @@
 // safety net. A plain-HTTP exchange is a blocking one: Beast's synchronous write and read on a
 // DeadlineStream, whose every wait is one poll(2) bounded by what is left of the deadline (the
 // calling thread waits anyway; the coroutine, its frame, the reactor and the stream's timer
-// cost ~30% of the client's CPU per call, see docs/BENCHMARKS.md, session 15). DNS
+// cost 15-30% of the client's CPU per call, see docs/BENCHMARKS.md, session 15). DNS
 // has no cancellation, so names are resolved on a detached helper thread and the caller only
 // waits until its deadline (IP literals skip the resolver entirely).
 //
@@ -35,6 +35,7 @@
 #include <thread>
 
 #include "core/asio.hpp"  // the project's Asio configuration (STYLE §7)
+#include "core/http_syntax.hpp"
 #include "core/log.hpp"
 
 namespace syncwell::net {
@@ -75,31 +76,11 @@ struct Target {
 
 Error BadUrl(std::string what) { return MakeError(Errc::kInvalidArgument, "bad URL: " + what); }
 
-bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool IsToken(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!IsTokenChar(c)) return false;
-  }
-  return true;
-}
-
 // Visible ASCII only: no spaces, controls or bytes >= 0x80 in a request target.
 bool IsTargetText(std::string_view s) {
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f) return false;
-  }
-  return true;
-}
-
-bool IsHeaderValue(std::string_view s) {
-  for (char c : s) {
-    if (c == '\r' || c == '\n' || c == '\0') return false;
   }
   return true;
 }
@@ -454,9 +435,10 @@ class BeastHttpClient final : public HttpClient {
   Result<HttpResult> Send(const HttpCall& call) override {
     auto target = ParseUrl(call.url);
     if (!target.ok()) return target.error();
-    if (!IsToken(call.method)) return MakeError(Errc::kInvalidArgument, "bad HTTP method");
+    if (!http_syntax::IsToken(call.method))
+      return MakeError(Errc::kInvalidArgument, "bad HTTP method");
     for (const auto& [k, v] : call.headers) {
-      if (!IsToken(k) || !IsHeaderValue(v))
+      if (!http_syntax::IsToken(k) || !http_syntax::IsFieldValue(v))
         return MakeError(Errc::kInvalidArgument, "bad request header");
     }
     if (call.timeout.count() <= 0) return MakeError(Errc::kInvalidArgument, "timeout must be > 0");
@@ -559,7 +541,8 @@ class BeastHttpClient final : public HttpClient {
       h += v;
       h += "\r\n";
     }
-    if (!has_agent && !settings_.user_agent.empty() && IsHeaderValue(settings_.user_agent)) {
+    if (!has_agent && !settings_.user_agent.empty() &&
+        http_syntax::IsFieldValue(settings_.user_agent)) {
       h += "User-Agent: ";
       h += settings_.user_agent;
       h += "\r\n";
@@ -657,8 +640,7 @@ class BeastHttpClient final : public HttpClient {
       boost::system::error_code nb_ec;  // DeadlineStream waits in poll(2), never in a call
       tcp_stream->socket().non_blocking(true, nb_ec);
       if (nb_ec) return Fail(t, "connect: " + nb_ec.message());
-    }
-    if (t.tls) {
+    } else {
       boost::system::error_code ip_ec;
       (void)asio::ip::make_address(t.host, ip_ec);
       // SNI only for names (RFC 6066 forbids IP literals); the identity check covers both.
