@@ -176,6 +176,75 @@ TEST_F(SqliteStoreTest, RefusesDatabaseWithNewerSchema) {
   EXPECT_EQ(CountRows("SELECT MAX(version) FROM schema_migrations"), future);
 }
 
+// Migration 6 re-keys the ledger by user first (as PostgreSQL does). A database written before
+// it keeps every entry, pending and done, and reads them through the new key and index.
+TEST_F(SqliteStoreTest, LedgerMigrationKeepsEveryEntry) {
+  const UserId user("u1");
+  const ConnectionId src("conn_s");
+  const ConnectionId dst("conn_d");
+  auto entry = [&](const std::string& record, LedgerState state) {
+    LedgerEntry e;
+    e.user = user;
+    e.destination = dst;
+    e.source = src;
+    e.source_record_id = record;
+    e.fingerprint = "fp-" + record;
+    e.dest_record_id = state == LedgerState::kDone ? "dest-" + record : "";
+    e.state = state;
+    e.job = JobId("job_1");
+    e.source_modified_ms = 42;
+    return e;
+  };
+  {
+    SqliteStore store(Settings(), clock_);
+    ASSERT_TRUE(store.Start().ok());
+    store.Stop();
+  }
+  // The ledger as migrations 3-5 left it, with rows written by a binary of that schema.
+  ExecRaw(R"sql(
+DROP TABLE sync_ledger;
+CREATE TABLE sync_ledger(
+  destination_id TEXT NOT NULL, source_id TEXT NOT NULL, source_record_id TEXT NOT NULL,
+  fingerprint TEXT NOT NULL, dest_record_id TEXT NOT NULL, state TEXT NOT NULL,
+  job_id TEXT NOT NULL, user_id TEXT NOT NULL, source_modified_ms INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(destination_id, source_id, source_record_id, fingerprint)) WITHOUT ROWID;
+CREATE INDEX sync_ledger_by_dest_record ON sync_ledger(destination_id, dest_record_id);
+CREATE INDEX sync_ledger_by_source ON sync_ledger(source_id);
+CREATE INDEX sync_ledger_by_user ON sync_ledger(user_id);
+INSERT INTO sync_ledger VALUES
+  ('conn_d', 'conn_s', 'r1', 'fp-r1', 'dest-r1', 'done', 'job_1', 'u1', 42, 7),
+  ('conn_d', 'conn_s', 'r2', 'fp-r2', '', 'pending', 'job_1', 'u1', 42, 7);
+DELETE FROM schema_migrations WHERE version >= 6;
+)sql");
+  SqliteStore store(Settings(), clock_);
+  ASSERT_TRUE(store.Start().ok());
+  EXPECT_EQ(store.db().SchemaVersion(), SqliteDb::KnownSchemaVersion());
+  auto got = store.GetLedgerEntries(user, dst, src, {"r1", "r2", "r3"});
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].source_record_id, "r1");
+  EXPECT_EQ((*got)[0].state, LedgerState::kDone);
+  EXPECT_EQ((*got)[0].dest_record_id, "dest-r1");
+  EXPECT_EQ((*got)[0].source_modified_ms, 42);
+  EXPECT_EQ((*got)[1].source_record_id, "r2");
+  EXPECT_EQ((*got)[1].state, LedgerState::kPending);
+  auto own = store.OwnWrittenRecords(user, dst, {"dest-r1", "dest-r2", ""});
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(*own, std::vector<std::string>{"dest-r1"});
+  // The pending intent turns done through the new key: one row, not two.
+  SyncCommit c;
+  c.done.push_back(entry("r2", LedgerState::kDone));
+  ASSERT_TRUE(store.CommitSync(c).ok());
+  EXPECT_EQ(*store.OwnWrittenRecords(user, dst, {"dest-r1", "dest-r2"}),
+            (std::vector<std::string>{"dest-r1", "dest-r2"}));
+  store.Stop();
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM sync_ledger"), 2);
+  EXPECT_EQ(CountRows("SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'sync_ledger' AND "
+                      "type = 'index' AND name NOT LIKE 'sqlite_autoindex%'"),
+            1);  // sync_ledger_own_writes only
+}
+
 TEST_F(SqliteStoreTest, RejectsBadSettings) {
   auto s = Settings();
   s.synchronous = "OFF";

@@ -213,6 +213,36 @@ CREATE INDEX users_due ON users(shard, next_sync_at);
       R"sql(
 DROP INDEX queue_messages_by_group;
 )sql",
+      // 6: the ledger keyed like PostgreSQL's (postgres_store.cpp). Every read and purge is
+      // user-scoped, so the key leads with user_id (one user's rows share pages) and the only
+      // index is the covering loop-suppression one over done rows. A pending intent is one
+      // B-tree entry instead of four; "did we write X at C?" one seek instead of two. Connection
+      // ids are global, so the extra key column changes no uniqueness.
+      R"sql(
+CREATE TABLE sync_ledger_v6(
+  user_id TEXT NOT NULL,
+  destination_id TEXT NOT NULL,
+  source_id TEXT NOT NULL,
+  source_record_id TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  dest_record_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  source_modified_ms INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(user_id, destination_id, source_id, source_record_id, fingerprint)
+) WITHOUT ROWID;
+INSERT INTO sync_ledger_v6(user_id, destination_id, source_id, source_record_id, fingerprint,
+                           dest_record_id, state, job_id, source_modified_ms, updated_at)
+  SELECT user_id, destination_id, source_id, source_record_id, fingerprint, dest_record_id, state,
+         job_id, source_modified_ms, updated_at FROM sync_ledger;
+DROP TABLE sync_ledger;
+ALTER TABLE sync_ledger_v6 RENAME TO sync_ledger;
+-- Loop suppression: "did we write record X at connection C?" (done rows: pending ones have no
+-- destination record id yet). state is a column too, or SQLite 3.40 reads the row to check it.
+CREATE INDEX sync_ledger_own_writes ON sync_ledger(user_id, destination_id, dest_record_id, state)
+  WHERE state = 'done';
+)sql",
   };
   return kMigrations;
 }
