@@ -23,6 +23,7 @@
 #include "auth/jwks.hpp"
 #include "auth/jwt.hpp"
 #include "cache/redis/redis_counter.hpp"
+#include "core/fan_out.hpp"
 #include "core/log.hpp"
 #include "net/http_client.hpp"
 #include "obs/process_metrics.hpp"
@@ -572,9 +573,16 @@ int RunServe(const config::Settings& s) {
   // provider latency, hundreds do): an idle pool smaller than the worker count closes the
   // surplus connections after each burst and opens new ones (a TLS handshake each, at a real
   // provider) for the next. Keep as many idle connections per host as there are workers.
+  // Provider requests of one job step that do not depend on each other run side by side on
+  // these helpers (sync.parallel_requests; the job's worker thread works too).
+  const size_t fan_out_threads = s.sync.fan_out_threads > 0
+                                     ? static_cast<size_t>(s.sync.fan_out_threads)
+                                     : 2 * static_cast<size_t>(s.worker.max_workers);
+  FanOut fan_out(s.sync.parallel_requests > 1 ? fan_out_threads : 0);
   net::HttpClientSettings http_settings;
   http_settings.max_idle_per_host =
-      std::max<size_t>(http_settings.max_idle_per_host, static_cast<size_t>(s.worker.max_workers));
+      std::max<size_t>(http_settings.max_idle_per_host,
+                       static_cast<size_t>(s.worker.max_workers) + fan_out.max_threads());
   auto http_client = net::MakeHttpClient(http_settings);
   providers::ProviderRegistry registry = BuildProviderRegistry(s, *http_client, clock);
   if (registry.Names().empty()) {
@@ -590,6 +598,8 @@ int RunServe(const config::Settings& s) {
     sync::SyncEngineSettings es;
     es.initial_lookback = s.sync.initial_lookback;
     es.max_records_per_job = static_cast<size_t>(s.sync.max_records_per_job);
+    es.fan_out = &fan_out;
+    es.parallel_requests = static_cast<size_t>(s.sync.parallel_requests);
     engine = std::make_unique<sync::SyncEngine>(store, registry, *box, limiter, breakers, clock,
                                                 metrics, es, confidence.get());
   }

@@ -340,6 +340,13 @@ const std::vector<Key>& Keys() {
             [](const Settings& s) { return s.sync.max_records_per_job; },
             [](Settings& s, int64_t v) { s.sync.max_records_per_job = static_cast<int>(v); }, 1,
             1'000'000),
+        Int(
+            "sync.parallel_requests", [](const Settings& s) { return s.sync.parallel_requests; },
+            [](Settings& s, int64_t v) { s.sync.parallel_requests = static_cast<int>(v); }, 1, 64),
+        Int(
+            "sync.fan_out_threads", [](const Settings& s) { return s.sync.fan_out_threads; },
+            [](Settings& s, int64_t v) { s.sync.fan_out_threads = static_cast<int>(v); }, 0,
+            65'536),
         Str("providers.sim_url", [](Settings& s) -> std::string& { return s.providers.sim_url; }),
         Str("log.level", [](Settings& s) -> std::string& { return s.log.level; },
             {"debug", "info", "warn", "error"}),

@@ -100,6 +100,12 @@ struct RateLimitSettings {
 struct SyncSettings {
   std::chrono::milliseconds initial_lookback{30LL * 86'400'000};  // first sync of a pair
   int max_records_per_job = 1000;  // incremental jobs continue in a follow-up job beyond this
+  // Independent provider requests of one job step (day windows, per-record creates and reads)
+  // in flight at once; 1 = one after another.
+  int parallel_requests = 8;
+  // Helper threads those requests run on, shared by all jobs (a job's own worker thread always
+  // works too); 0 = 2 x worker.max_workers.
+  int fan_out_threads = 0;
 };
 
 // One provider connector ([providers] <name>.<key>; SPEC S4). Empty client_id = not configured:

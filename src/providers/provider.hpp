@@ -19,6 +19,8 @@
 //    Error messages never contain tokens or health values.
 //  * Rate-limit headers the provider sends (usage/limit/reset) are reported through
 //    ctx.on_rate_limit on every response that has them, so the limiter can follow the provider.
+//  * Requests of one method that do not depend on each other (day windows, per-record creates)
+//    go through ForEachRequest, which runs them side by side when ctx allows (ctx.fan_out).
 #include <chrono>
 #include <functional>
 #include <map>
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/fan_out.hpp"
 #include "core/result.hpp"
 #include "providers/capabilities.hpp"
 #include "providers/records.hpp"
@@ -92,12 +95,28 @@ struct CallContext {
   std::string access_token;  // never logged
   std::string provider_user_id;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // Both callbacks may be called from several threads at once (ForEachRequest): thread-safe.
   std::function<void(const RateLimitObservation&)> on_rate_limit;  // may be empty
   // Called after every HTTP request a connector makes with that request's duration (a method
   // may page through many): the circuit breaker judges slow *calls*, not slow methods.
   std::function<void(std::chrono::milliseconds)> on_http_request;  // may be empty
   FetchedRecords* fetched = nullptr;  // the job's kept records for this connection; may be null
+  // Independent requests of one method run side by side on this pool, at most max_parallel at
+  // once; null or max_parallel <= 1: one after another on the calling thread.
+  FanOut* fan_out = nullptr;
+  size_t max_parallel = 1;
 };
+
+// For connectors: fn(i) for every i in [0, n), side by side when ctx allows, else in order.
+// fn may run on another thread: it writes only its own slot of the output and reads ctx.
+inline void ForEachRequest(const CallContext& ctx, size_t n,
+                           const std::function<void(size_t)>& fn) {
+  if (ctx.fan_out != nullptr && ctx.max_parallel > 1) {
+    ctx.fan_out->Run(n, ctx.max_parallel, fn);
+  } else {
+    for (size_t i = 0; i < n; ++i) fn(i);
+  }
+}
 
 // For connectors: report one finished HTTP request that was sent at `sent_at`.
 inline void ReportRequest(const CallContext* ctx, std::chrono::steady_clock::time_point sent_at) {
@@ -113,6 +132,14 @@ struct PushResult {
   std::string dest_id;  // the destination's id of the written record when ok
   Error error;          // when !ok (classified like any call)
 };
+
+// For connectors' PushData: push(record) for every record, side by side when ctx allows, the
+// results in the records' order. A call-level failure (401, a revoked grant, 429) stops the
+// records not yet started: they get that error without a request. If nothing was written and
+// such a failure happened, the whole call fails with it (the caller refreshes or backs off, and
+// the ledger's intents make pushing them all again safe).
+Result<std::vector<PushResult>> PushEach(const CallContext& ctx, const std::vector<Record>& records,
+                                         const std::function<PushResult(const Record&)>& push);
 
 // A notification as received by the server, transport-neutral.
 struct WebhookRequest {

@@ -1,6 +1,7 @@
 #include "sync/sync_engine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <cmath>
 #include <functional>
@@ -227,17 +228,23 @@ Result<T> SyncEngine::Call(JobRun& run, ConnectionSession& s, bool source_side, 
       }
     };
     // The slowest single HTTP request decides "slow call" (a paging method may take long).
-    std::chrono::milliseconds slowest{-1};
+    // Requests may run side by side (ctx.fan_out): the maximum is kept atomically.
+    std::atomic<int64_t> slowest{-1};
     ctx.on_http_request = [&slowest](std::chrono::milliseconds d) {
-      slowest = std::max(slowest, d);
+      int64_t seen = slowest.load(std::memory_order_relaxed);
+      while (d.count() > seen &&
+             !slowest.compare_exchange_weak(seen, d.count(), std::memory_order_relaxed)) {
+      }
     };
+    ctx.fan_out = settings_.fan_out;
+    ctx.max_parallel = settings_.parallel_requests;
     const auto t0 = SteadyClock::now();
     Result<T> r = fn(s, ctx);
     const auto elapsed = SteadyClock::now() - t0;
     const bool failure =
         !r.ok() && (r.error().code == Errc::kRetryable || r.error().code == Errc::kUnavailable);
-    breaker.Record(failure, slowest.count() >= 0
-                                ? slowest
+    breaker.Record(failure, slowest.load() >= 0
+                                ? std::chrono::milliseconds(slowest.load())
                                 : std::chrono::duration_cast<std::chrono::milliseconds>(elapsed));
     metrics_.ProviderCall(provider, op, r.ok() ? "ok" : ErrcName(r.error().code), elapsed);
     if (r.ok()) return r;

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "core/clock.hpp"
+#include "core/fan_out.hpp"
 #include "core/ids.hpp"
 #include "core/priority.hpp"
 #include "core/result.hpp"
@@ -73,6 +74,11 @@ struct SyncEngineSettings {
   size_t max_records_per_job = 1000;
   // Deadline of every provider call (CallContext::deadline).
   Duration call_timeout = std::chrono::seconds{30};
+  // Independent HTTP requests of one provider call (day windows, per-record creates) run side by
+  // side on this pool, at most parallel_requests at once (providers::ForEachRequest); null or 1:
+  // one after another. Not owned.
+  FanOut* fan_out = nullptr;
+  size_t parallel_requests = 1;
   // A record with a write intent (pending ledger row) younger than this, which the destination
   // read did not show, is not pushed again yet: the earlier push may still land (a request that
   // timed out at the client can be applied by the provider later). The job is deferred for the

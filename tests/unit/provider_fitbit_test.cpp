@@ -3,6 +3,7 @@
 // and (with the simulator library) the connector against sim/fitbit_api.cpp in process.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <deque>
 #include <fstream>
@@ -15,6 +16,7 @@
 #ifdef SYNCWELL_HAVE_SIM
 #include "providers/sim/sim_server.hpp"
 #include "providers/sim/world.hpp"
+#include "support/meeting_http.hpp"
 #endif
 
 namespace syncwell::providers {
@@ -747,6 +749,67 @@ TEST(FitbitConnector, PushStopsAtACallLevelFailure) {
   EXPECT_EQ(http.calls.size(), 3u);
 }
 
+// PushEach (provider.hpp), which every writing connector uses, side by side: results stay in the
+// records' order, a call-level failure stops what has not started, and nothing written + such a
+// failure fails the whole call.
+TEST(PushEachTest, KeepsOrderAndStopsAtACallLevelFailure) {
+  FanOut pool(8);
+  CallContext ctx;
+  ctx.fan_out = &pool;
+  ctx.max_parallel = 4;
+  std::vector<Record> records(16, Workout());
+  for (size_t i = 0; i < records.size(); ++i) records[i].meta.id = "r" + std::to_string(i);
+  std::atomic<int> pushed{0};
+  auto res = PushEach(ctx, records, [&](const Record& r) {
+    pushed.fetch_add(1);
+    PushResult pr;
+    pr.source_id = r.meta.id;
+    if (r.meta.id == "r5") {
+      pr.error = MakeError(Errc::kRateLimited, "429");
+    } else {
+      pr.ok = true;
+      pr.dest_id = "d-" + r.meta.id;
+    }
+    return pr;
+  });
+  ASSERT_TRUE(res.ok()) << res.error().message;
+  ASSERT_EQ(res->size(), records.size());
+  int ok = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const PushResult& pr = (*res)[i];
+    EXPECT_EQ(pr.source_id, records[i].meta.id);
+    if (pr.ok) {
+      EXPECT_EQ(pr.dest_id, "d-" + records[i].meta.id);
+      ++ok;
+    } else {
+      EXPECT_EQ(pr.error.code, Errc::kRateLimited) << i;  // r5's own, or stopped by it
+    }
+  }
+  EXPECT_FALSE((*res)[5].ok);
+  // Every record pushed but r5 was written; the rest were stopped without a request. (How many
+  // were stopped depends on timing; the sequential case is PushStopsAtACallLevelFailure.)
+  EXPECT_EQ(ok + 1, pushed.load());
+
+  // Nothing written and a call-level failure: the call fails as a whole.
+  auto all_401 = PushEach(ctx, records, [&](const Record& r) {
+    PushResult pr;
+    pr.source_id = r.meta.id;
+    pr.error = MakeError(Errc::kUnauthenticated, "401");
+    return pr;
+  });
+  ASSERT_FALSE(all_401.ok());
+  EXPECT_EQ(all_401.error().code, Errc::kUnauthenticated);
+  // Only record-level failures: per-record results, every record tried.
+  auto permanent = PushEach(ctx, records, [&](const Record& r) {
+    PushResult pr;
+    pr.source_id = r.meta.id;
+    pr.error = MakeError(Errc::kPermanent, "400");
+    return pr;
+  });
+  ASSERT_TRUE(permanent.ok());
+  for (const auto& pr : *permanent) EXPECT_EQ(pr.error.code, Errc::kPermanent);
+}
+
 TEST(FitbitConnector, PushWeightWritesBodyFatFirst) {
   ScriptedHttp http;
   ManualClock clock;
@@ -918,6 +981,52 @@ TEST(FitbitSim, ReadsWhatTheSimulatorHolds) {
       }
     }
   }
+}
+
+// Per-record creates and per-point reads go out side by side when the context allows, each
+// result in its record's place.
+TEST(FitbitSim, PushesAndReadsSideBySide) {
+  SimFixture f;
+  test_support::MeetingHttp meeting(f.http, 2);
+  const sim::ProviderProfile prof = f.world.Profile("fitbit");
+  ConnectorSettings s;
+  s.base_url = "http://sim.test/fitbit";
+  s.client_id = prof.client_id;
+  s.client_secret = prof.client_secret;
+  auto p = MakeFitbitProvider(s, meeting, f.clock);
+  FanOut pool(8);
+  CallContext ctx = f.ctx;
+  ctx.fan_out = &pool;
+  ctx.max_parallel = 4;
+  const int64_t now = ToUnixMillis(f.clock.Now());
+  std::vector<Record> records;
+  for (int i = 0; i < 6; ++i) {
+    Record w = Workout();
+    w.meta.id = "src-" + std::to_string(i);
+    w.meta.start_ms = now - (i + 2) * 3'600'000;
+    w.meta.end_ms = w.meta.start_ms + 1'800'000;
+    w.meta.origin = OriginTag(Fingerprint(w));
+    records.push_back(std::move(w));
+  }
+  auto res = p->PushData(ctx, DataType::kWorkout, records);
+  ASSERT_TRUE(res.ok()) << res.error().message;
+  ASSERT_EQ(res->size(), records.size());
+  std::vector<std::string> dest_ids;
+  for (size_t i = 0; i < records.size(); ++i) {
+    ASSERT_TRUE((*res)[i].ok) << (*res)[i].error.message;
+    EXPECT_EQ((*res)[i].source_id, records[i].meta.id);
+    dest_ids.push_back((*res)[i].dest_id);
+  }
+  EXPECT_TRUE(meeting.met());
+  EXPECT_LE(meeting.most(), 4);
+  auto back = p->FetchPayloads(ctx, DataType::kWorkout, dest_ids);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->size(), records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ((*back)[i].meta.id, dest_ids[i]);
+    EXPECT_EQ((*back)[i].meta.origin, records[i].meta.origin);
+  }
+  EXPECT_EQ(f.world.Written("fitbit", "alice").size(), records.size());
 }
 
 TEST(FitbitSim, WritesRoundTripWithTheirOrigin) {

@@ -15,6 +15,7 @@
 #ifdef SYNCWELL_HAVE_SIM
 #include "providers/sim/sim_server.hpp"
 #include "providers/sim/world.hpp"
+#include "support/meeting_http.hpp"
 #endif
 
 namespace syncwell::providers {
@@ -601,6 +602,38 @@ TEST(GarminSim, PullsWhatWasUploadedInTheRange) {
       EXPECT_EQ(Fingerprint((*recs)[i]), Fingerprint(truth[i])) << DataTypeName(t) << " " << i;
     }
   }
+}
+
+// A first sync's 30 day windows go out side by side when the context allows (ctx.fan_out), and
+// the result is the one the same pulls give one after another.
+TEST(GarminSim, DayWindowsArePulledSideBySide) {
+  SimFixture f;
+  test_support::MeetingHttp meeting(f.http, 2);
+  auto p = MakeGarminProvider(f.settings, meeting, f.clock);
+  FanOut pool(8);
+  CallContext ctx = f.ctx;
+  ctx.fan_out = &pool;
+  ctx.max_parallel = 4;
+  const TimeRange range{f.Now() - 30 * kDay, f.Now()};
+  for (DataType t : {DataType::kSleepSession, DataType::kSteps}) {
+    auto one_by_one = f.provider->FetchMetadata(f.ctx, t, range);
+    auto side_by_side = p->FetchMetadata(ctx, t, range);
+    ASSERT_TRUE(one_by_one.ok()) << one_by_one.error().message;
+    ASSERT_TRUE(side_by_side.ok()) << side_by_side.error().message;
+    ASSERT_EQ(side_by_side->size(), one_by_one->size()) << DataTypeName(t);
+    ASSERT_FALSE(one_by_one->empty());
+    for (size_t i = 0; i < one_by_one->size(); ++i) {
+      EXPECT_EQ((*side_by_side)[i].id, (*one_by_one)[i].id);
+      EXPECT_EQ((*side_by_side)[i].modified_ms, (*one_by_one)[i].modified_ms);
+    }
+  }
+  EXPECT_TRUE(meeting.met());
+  EXPECT_LE(meeting.most(), 4);
+  // A failing window fails the call (the sim refuses a revoked token on every window).
+  ctx.access_token = "not-a-token";
+  auto failed = p->FetchMetadata(ctx, DataType::kSleepSession, range);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::kUnauthenticated);
 }
 
 TEST(GarminSim, PingLeadsToTheNewUpload) {

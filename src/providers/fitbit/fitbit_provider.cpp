@@ -144,18 +144,26 @@ class FitbitProvider final : public Provider {
     if (kept) {
       out = std::move(*kept);
     } else {
-      out.reserve(ids.size());
       const std::string seg(fitbit::DataTypeSegment(type));
-      for (const auto& id : ids) {
-        auto r = Get(ctx, DataPointsUrl(seg) + "/" + net::UrlEncode(id), seg + " get",
-                     /*not_found_ok=*/true);
-        if (!r) return r.error();
-        if (r->status == 404) continue;  // deleted at Fitbit since the list
-        auto obj = ParseObject(*r, seg);
-        if (!obj) return obj.error();
-        auto rec = fitbit::DecodeDataPoint(type, *obj);
-        if (!rec) return rec.error();
-        out.push_back(std::move(*rec));
+      // One GET per data point, side by side when ctx allows; nullopt: deleted since the list.
+      std::vector<Result<std::optional<Record>>> got(ids.size(), std::optional<Record>{});
+      ForEachRequest(ctx, ids.size(), [&](size_t i) {
+        got[i] = [&]() -> Result<std::optional<Record>> {
+          auto r = Get(ctx, DataPointsUrl(seg) + "/" + net::UrlEncode(ids[i]), seg + " get",
+                       /*not_found_ok=*/true);
+          if (!r) return r.error();
+          if (r->status == 404) return std::optional<Record>{};  // deleted at Fitbit since the list
+          auto obj = ParseObject(*r, seg);
+          if (!obj) return obj.error();
+          auto rec = fitbit::DecodeDataPoint(type, *obj);
+          if (!rec) return rec.error();
+          return std::optional<Record>(std::move(*rec));
+        }();
+      });
+      out.reserve(ids.size());
+      for (auto& g : got) {
+        if (!g) return g.error();
+        if (*g) out.push_back(std::move(**g));
       }
     }
     if (type == DataType::kWeight) {
@@ -166,24 +174,14 @@ class FitbitProvider final : public Provider {
 
   Result<std::vector<PushResult>> PushData(const CallContext& ctx, DataType type,
                                            const std::vector<Record>& records) override {
-    std::vector<PushResult> out;
-    out.reserve(records.size());
-    std::optional<Error> stop;  // a call-level failure: the remaining records are not attempted
-    bool any_ok = false;
     const std::string seg(fitbit::DataTypeSegment(type));
-    for (const auto& rec : records) {
+    return PushEach(ctx, records, [&](const Record& rec) {
       PushResult pr;
       pr.source_id = rec.meta.id;
-      if (stop) {
-        pr.error = *stop;
-        out.push_back(std::move(pr));
-        continue;
-      }
       auto body = fitbit::EncodeForCreate(type, rec);
       if (!body) {
         pr.error = body.error();
-        out.push_back(std::move(pr));
-        continue;
+        return pr;
       }
       // Body fat is its own data type. It goes first, so that a failure leaves no weight
       // without its fat behind (a retried push writes both again).
@@ -195,18 +193,11 @@ class FitbitProvider final : public Provider {
       if (dest) {
         pr.ok = true;
         pr.dest_id = std::move(*dest);
-        any_ok = true;
       } else {
         pr.error = dest.error();
-        const Errc c = pr.error.code;
-        if (c == Errc::kUnauthenticated || c == Errc::kAuthRevoked || c == Errc::kRateLimited) {
-          if (!any_ok && out.empty()) return pr.error;  // nothing written: the call failed
-          stop = pr.error;
-        }
       }
-      out.push_back(std::move(pr));
-    }
-    return out;
+      return pr;
+    });
   }
 
   Result<std::optional<bool>> HasNewData(const CallContext& ctx, DataType type,

@@ -119,12 +119,19 @@ class GarminProvider final : public Provider {
   Result<std::vector<RecordMeta>> FetchMetadata(const CallContext& ctx, DataType type,
                                                 TimeRange range) override {
     // Summaries are pulled by upload time, i.e. the range selects what changed in it.
-    std::map<std::string, Record> by_id;  // a re-uploaded summary: the later window wins
+    // One pull per upload window (a first sync: 30), side by side when ctx allows.
     const int64_t from_s = FloorDiv(range.start_ms, 1000);
     const int64_t to_s = FloorDiv(range.end_ms + 999, 1000);
-    for (int64_t w = from_s; w < to_s; w += kWindowS) {
-      auto page = Pull(ctx, type, w, std::min(to_s, w + kWindowS));
-      if (!page) return page.error();
+    const size_t windows =
+        to_s > from_s ? static_cast<size_t>((to_s - from_s + kWindowS - 1) / kWindowS) : 0;
+    std::vector<Result<std::vector<Record>>> pages(windows, std::vector<Record>{});
+    ForEachRequest(ctx, windows, [&](size_t i) {
+      const int64_t w = from_s + static_cast<int64_t>(i) * kWindowS;
+      pages[i] = Pull(ctx, type, w, std::min(to_s, w + kWindowS));
+    });
+    std::map<std::string, Record> by_id;  // a re-uploaded summary: the later window wins
+    for (auto& page : pages) {
+      if (!page) return page.error();  // the earliest window's error
       for (auto& r : *page) by_id.insert_or_assign(r.meta.id, std::move(r));
     }
     std::vector<RecordMeta> out;

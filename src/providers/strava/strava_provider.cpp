@@ -22,10 +22,6 @@ constexpr int64_t kUploadLagMs = 24LL * 3600 * 1000;
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
-bool IsStopError(Errc c) {
-  return c == Errc::kRateLimited || c == Errc::kUnauthenticated || c == Errc::kAuthRevoked;
-}
-
 class StravaProvider final : public Provider {
  public:
   StravaProvider(ConnectorSettings s, net::HttpClient& http, const Clock& clock)
@@ -100,17 +96,26 @@ class StravaProvider final : public Provider {
   Result<std::vector<Record>> FetchPayloads(const CallContext& ctx, DataType type,
                                             const std::vector<std::string>& ids) override {
     if (type != DataType::kWorkout) return Unsupported(type);
+    if (std::find(ids.begin(), ids.end(), std::string()) != ids.end())
+      return MakeError(Errc::kPermanent, "strava: empty activity id");
+    // One GET per activity, side by side when ctx allows; nullopt: deleted since the list.
+    std::vector<Result<std::optional<Record>>> got(ids.size(), std::optional<Record>{});
+    ForEachRequest(ctx, ids.size(), [&](size_t i) {
+      got[i] = [&]() -> Result<std::optional<Record>> {
+        auto r = Call(&ctx, "GET", api_ + "/activities/" + net::UrlEncode(ids[i]), "",
+                      "GET activities/{id}", false, /*not_found_ok=*/true);
+        if (!r.ok()) return r.error();
+        if (r->status == 404) return std::optional<Record>{};  // deleted at Strava since the list
+        auto rec = strava::ParseActivityDetail(r->body);
+        if (!rec.ok()) return rec.error();
+        return std::optional<Record>(std::move(*rec));
+      }();
+    });
     std::vector<Record> out;
     out.reserve(ids.size());
-    for (const auto& id : ids) {
-      if (id.empty()) return MakeError(Errc::kPermanent, "strava: empty activity id");
-      auto r = Call(&ctx, "GET", api_ + "/activities/" + net::UrlEncode(id), "",
-                    "GET activities/{id}", false, /*not_found_ok=*/true);
-      if (!r.ok()) return r.error();
-      if (r->status == 404) continue;  // deleted at Strava since the activity list
-      auto rec = strava::ParseActivityDetail(r->body);
-      if (!rec.ok()) return rec.error();
-      out.push_back(std::move(*rec));
+    for (auto& g : got) {
+      if (!g.ok()) return g.error();
+      if (*g) out.push_back(std::move(**g));
     }
     return out;
   }
@@ -118,16 +123,10 @@ class StravaProvider final : public Provider {
   Result<std::vector<PushResult>> PushData(const CallContext& ctx, DataType type,
                                            const std::vector<Record>& records) override {
     if (type != DataType::kWorkout) return Unsupported(type);
-    std::vector<PushResult> out;
-    out.reserve(records.size());
-    std::optional<Error> stop;  // once rate limited or unauthorized, do not hammer on
-    for (const auto& rec : records) {
+    return PushEach(ctx, records, [&](const Record& rec) {
       PushResult pr;
       pr.source_id = rec.meta.id;
-      if (stop) {
-        pr.error = *stop;
-      } else if (rec.meta.type != DataType::kWorkout ||
-                 !std::holds_alternative<WorkoutData>(rec.data)) {
+      if (rec.meta.type != DataType::kWorkout || !std::holds_alternative<WorkoutData>(rec.data)) {
         pr.error = MakeError(Errc::kPermanent, "strava: record is not a workout");
       } else if (rec.meta.end_ms <= rec.meta.start_ms) {
         pr.error = MakeError(Errc::kPermanent, "strava: workout without duration");
@@ -144,12 +143,10 @@ class StravaProvider final : public Provider {
           }
         } else {
           pr.error = r.error();
-          if (IsStopError(pr.error.code)) stop = pr.error;
         }
       }
-      out.push_back(std::move(pr));
-    }
-    return out;
+      return pr;
+    });
   }
 
   Result<std::optional<bool>> HasNewData(const CallContext& ctx, DataType type,

@@ -1,0 +1,87 @@
+#include "core/fan_out.hpp"
+
+#include <algorithm>
+#include <atomic>
+
+namespace syncwell {
+
+// One Run. Callers and helpers claim indices with `next`; the last call to return (by `done`)
+// wakes the caller. Helpers hold the batch by shared_ptr, so a ticket taken after the Run ended
+// finds no index left and touches nothing of the caller's.
+struct FanOut::Batch {
+  Batch(const std::function<void(size_t)>* f, size_t count) : fn(f), n(count) {}
+  const std::function<void(size_t)>* fn;
+  const size_t n;
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> done{0};
+  std::mutex mu;
+  std::condition_variable all_done;
+};
+
+FanOut::FanOut(size_t max_threads) : max_threads_(max_threads) {}
+
+FanOut::~FanOut() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+size_t FanOut::threads_started() const {
+  std::lock_guard lock(mu_);
+  return threads_.size();
+}
+
+void FanOut::Work(Batch& b) {
+  for (;;) {
+    const size_t i = b.next.fetch_add(1, std::memory_order_relaxed);
+    if (i >= b.n) return;
+    (*b.fn)(i);
+    if (b.done.fetch_add(1, std::memory_order_acq_rel) + 1 == b.n) {
+      std::lock_guard lock(b.mu);  // the caller checks `done` under it: no lost wake-up
+      b.all_done.notify_one();
+    }
+  }
+}
+
+void FanOut::Run(size_t n, size_t parallel, const std::function<void(size_t)>& fn) {
+  const size_t helpers = std::min(parallel, n) > 1 ? std::min(parallel, n) - 1 : 0;
+  if (helpers == 0 || max_threads_ == 0) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  auto batch = std::make_shared<Batch>(&fn, n);
+  {
+    std::lock_guard lock(mu_);
+    for (size_t k = 0; k < helpers; ++k) tickets_.push_back(batch);
+    // Start helpers while there are more tickets than idle ones (a thread starts idle).
+    while (idle_ < tickets_.size() && threads_.size() < max_threads_) {
+      threads_.emplace_back([this] { HelperLoop(); });
+      ++idle_;
+    }
+  }
+  for (size_t k = 0; k < helpers; ++k) wake_.notify_one();
+  Work(*batch);
+  std::unique_lock lock(batch->mu);
+  batch->all_done.wait(lock, [&] { return batch->done.load(std::memory_order_acquire) == n; });
+}
+
+void FanOut::HelperLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stopping_ || !tickets_.empty(); });
+    if (tickets_.empty()) return;  // stopping, nothing left
+    std::shared_ptr<Batch> b = std::move(tickets_.front());
+    tickets_.pop_front();
+    --idle_;
+    lock.unlock();
+    Work(*b);
+    b.reset();
+    lock.lock();
+    ++idle_;
+  }
+}
+
+}  // namespace syncwell

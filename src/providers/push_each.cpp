@@ -1,0 +1,45 @@
+// PushEach (provider.hpp): the per-record push loop every writing connector shares.
+#include <algorithm>
+#include <mutex>
+#include <optional>
+
+#include "providers/provider.hpp"
+
+namespace syncwell::providers {
+
+namespace {
+
+bool IsCallLevel(Errc c) {
+  return c == Errc::kUnauthenticated || c == Errc::kAuthRevoked || c == Errc::kRateLimited;
+}
+
+}  // namespace
+
+Result<std::vector<PushResult>> PushEach(const CallContext& ctx, const std::vector<Record>& records,
+                                         const std::function<PushResult(const Record&)>& push) {
+  std::vector<PushResult> out(records.size());
+  std::mutex mu;
+  std::optional<Error> stop;  // the first call-level failure
+  ForEachRequest(ctx, records.size(), [&](size_t i) {
+    {
+      std::lock_guard lock(mu);
+      if (stop) {
+        out[i].source_id = records[i].meta.id;
+        out[i].error = *stop;
+        return;
+      }
+    }
+    PushResult pr = push(records[i]);
+    if (!pr.ok && IsCallLevel(pr.error.code)) {
+      std::lock_guard lock(mu);
+      if (!stop) stop = pr.error;
+    }
+    out[i] = std::move(pr);
+  });
+  if (stop && std::none_of(out.begin(), out.end(), [](const PushResult& r) { return r.ok; })) {
+    return *stop;  // nothing written: the call failed
+  }
+  return out;
+}
+
+}  // namespace syncwell::providers
