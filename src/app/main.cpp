@@ -1,5 +1,6 @@
 // `syncwell`: the whole SyncWell backend in one binary. See README.md for the commands.
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -74,6 +75,16 @@ int main(int argc, char** argv) {
   // glibc returns freed memory of thread arenas with madvise(), whose TLB shootdowns cost more than
   // the memory is worth on a server that reuses it at once (measured: ~7% of the writer thread).
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  // Every worker and fan-out helper may hold a connection to a provider while the API holds its
+  // clients' (a demo with 1,024 workers opens ~3,000): take the hard open-file limit, as most
+  // servers do, instead of a login shell's soft 1,024.
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    const rlim_t want = nofile.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : nofile.rlim_max;
+    if (nofile.rlim_cur < want) {
+      nofile.rlim_cur = want;
+      (void)setrlimit(RLIMIT_NOFILE, &nofile);  // refused: keep the limit we have
+    }
+  }
   // Started by `syncwell demo`: end with it, also when it is killed without stopping us.
   if (!syncwell::app::ExitWithParent()) return 1;
   CLI::App app{"SyncWell Engine: keeps health and fitness data in sync across providers"};

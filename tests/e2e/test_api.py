@@ -227,6 +227,27 @@ class LifecycleTest(unittest.TestCase):
         finally:
             s.cleanup()
 
+    def test_server_takes_the_hard_open_file_limit(self):
+        # Workers, fan-out helpers and API clients need thousands of descriptors: a server started
+        # from a shell with the usual soft limit raises it to the hard one.
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        low = 256
+        self.assertGreater(hard, low, "this test needs a hard open-file limit above 256")
+        s = Server(extra=["--role", "api"])
+        resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+        try:
+            s.start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            with open(f"/proc/{s.proc.pid}/limits") as f:
+                line = next(l for l in f if l.startswith("Max open files"))
+            want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+            self.assertEqual(int(line.split()[3]), want, line)
+        finally:
+            s.cleanup()
+
     def test_sigterm_drains_and_exits_zero(self):
         s = Server()
         try:
