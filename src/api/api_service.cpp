@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cmath>
+#include <string_view>
+#include <vector>
 
 #include "api/json_util.hpp"
 #include "api/problem.hpp"
@@ -15,6 +17,17 @@ namespace syncwell::api {
 namespace json = boost::json;
 
 namespace {
+
+// A Prometheus metric name: [a-zA-Z_:][a-zA-Z0-9_:]*.
+bool IsMetricName(std::string_view s) {
+  if (s.empty() || s.size() > 200) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    if (!alpha && (i == 0 || c < '0' || c > '9')) return false;
+  }
+  return true;
+}
 
 enum Route {
   kHealthz,
@@ -263,9 +276,27 @@ HttpResponse ApiService::Dispatch(const HttpRequest& req, const RouteMatch& m, D
       return JsonResponse(200, json::object{{"status", "ready"}});
     }
     case kMetrics: {
+      // ?name=<family>[&name=...]: only those families (a poller that needs one counter does not
+      // pay for the process gauges that read /proc). Nothing else is accepted in the query.
+      std::vector<std::string> only;
+      std::string_view q = req.query;
+      while (!q.empty()) {
+        const size_t amp = q.find('&');
+        const std::string_view part = q.substr(0, amp);
+        q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+        if (part.empty()) continue;
+        if (part.substr(0, 5) != "name=" || !IsMetricName(part.substr(5))) {
+          return Problem(400, code::kBadRequest,
+                         "/metrics accepts only name=<metric family name> query parameters");
+        }
+        only.emplace_back(part.substr(5));
+      }
+      if (!req.query.empty() && only.empty()) {
+        return Problem(400, code::kBadRequest, "/metrics: empty query");
+      }
       HttpResponse r;
       r.content_type = "text/plain; version=0.0.4";
-      r.body = metrics_.Render();
+      r.body = metrics_.Render(only);
       return r;
     }
     case kOpenApi: {

@@ -1,5 +1,6 @@
 #include "obs/metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -78,11 +79,11 @@ static std::string Braced(const std::string& labels, const std::string& extra = 
   return all.empty() ? "" : "{" + all + "}";
 }
 
-std::string Registry::Render() const {
+std::string Registry::Render(const std::vector<std::string>& only) const {
   std::lock_guard lock(mu_);
   std::string out;
-  out.reserve(16384);
-  for (const auto& [name, f] : families_) {
+  out.reserve(only.empty() ? 16384 : 1024);
+  const auto render = [&out](const std::string& name, const Family& f) {
     out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + f.type + "\n";
     for (const auto& [labels, c] : f.counters) {
       out += name + Braced(labels) + " " + std::to_string(c->Value()) + "\n";
@@ -99,6 +100,16 @@ std::string Registry::Render() const {
       out += name + "_sum" + Braced(labels) + " " + Num(h->Sum()) + "\n";
       out += name + "_count" + Braced(labels) + " " + std::to_string(h->Count()) + "\n";
     }
+  };
+  if (only.empty()) {
+    for (const auto& [name, f] : families_) render(name, f);
+    return out;
+  }
+  std::vector<std::string> names = only;
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  for (const auto& name : names) {
+    if (auto it = families_.find(name); it != families_.end()) render(name, it->second);
   }
   return out;
 }

@@ -55,7 +55,10 @@ class Registry {
   // A counter whose value lives elsewhere (e.g. an atomic in another component), read at render.
   void AddCounterFn(const std::string& name, const std::string& help, std::function<double()> read,
                     const std::string& labels = "");
-  std::string Render() const;
+  // The Prometheus text of every family, or only of the families named in `only` (in name
+  // order; unknown names render nothing). A family's gauges are read only when it is rendered:
+  // some read /proc (process_open_fds lists /proc/self/fd, ~13 ms with 3,000 descriptors).
+  std::string Render(const std::vector<std::string>& only = {}) const;
 
  private:
   struct Family {

@@ -180,6 +180,20 @@ class ApiTest(unittest.TestCase):
         self.assertIn('syncwell_http_request_duration_seconds_bucket{route="GET /v1/connections",le="0.0005"}', m)
         self.assertGreater(m["syncwell_auth_decision_cache_hits_total"], 0)
 
+    def test_metrics_can_be_limited_to_named_families(self):
+        self.s.request("GET", "/v1/connections", token=self.alice)
+        r = self.s.request("GET", "/metrics?name=syncwell_http_requests_total&name=process_threads")
+        self.assertEqual(r.status, 200)
+        families = {l.split()[2] for l in r.text.splitlines() if l.startswith("# TYPE ")}
+        self.assertEqual(families, {"syncwell_http_requests_total", "process_threads"})
+        self.assertIn('syncwell_http_requests_total{route="GET /v1/connections",status="200"}', r.text)
+        self.assertEqual(self.s.request("GET", "/metrics?name=no_such_family").text, "")
+        for bad in ("/metrics?name=", "/metrics?name=1abc", "/metrics?family=process_threads",
+                    "/metrics?name=a%20b", "/metrics?&"):
+            r = self.s.request("GET", bad)
+            self.assertEqual(r.status, 400, bad)
+            self.assertEqual(r.json()["code"], "BAD_REQUEST", bad)
+
     def test_jwks_drop_forgets_cached_decisions(self):
         tok = self.s.token("carol")
         self.s.request("GET", "/v1/connections", token=tok)
