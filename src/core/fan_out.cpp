@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 
 namespace syncwell {
 
@@ -16,6 +17,7 @@ struct FanOut::Batch {
   std::atomic<size_t> done{0};
   std::mutex mu;
   std::condition_variable all_done;
+  std::exception_ptr error;  // the first exception of a call (guarded by mu)
 };
 
 FanOut::FanOut(size_t max_threads) : max_threads_(max_threads) {}
@@ -38,7 +40,12 @@ void FanOut::Work(Batch& b) {
   for (;;) {
     const size_t i = b.next.fetch_add(1, std::memory_order_relaxed);
     if (i >= b.n) return;
-    (*b.fn)(i);
+    try {
+      (*b.fn)(i);
+    } catch (...) {
+      std::lock_guard lock(b.mu);
+      if (!b.error) b.error = std::current_exception();
+    }
     if (b.done.fetch_add(1, std::memory_order_acq_rel) + 1 == b.n) {
       std::lock_guard lock(b.mu);  // the caller checks `done` under it: no lost wake-up
       b.all_done.notify_one();
@@ -66,6 +73,7 @@ void FanOut::Run(size_t n, size_t parallel, const std::function<void(size_t)>& f
   Work(*batch);
   std::unique_lock lock(batch->mu);
   batch->all_done.wait(lock, [&] { return batch->done.load(std::memory_order_acquire) == n; });
+  if (batch->error) std::rethrow_exception(batch->error);
 }
 
 void FanOut::HelperLoop() {

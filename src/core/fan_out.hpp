@@ -13,7 +13,9 @@
 //    Run may be called from any number of threads, and from inside fn.
 //  * Helpers are threads started on demand up to max_threads, kept (idle ones sleep) until the
 //    FanOut is destroyed. max_threads 0: every Run is sequential.
-//  * fn runs on other threads: it may write only what belongs to its index, and must not throw.
+//  * fn runs on other threads: it may write only what belongs to its index. An exception from fn
+//    does not end a helper: Run rethrows it on the caller's thread once every call has returned
+//    (the first, if several threw), as if the calls had run there.
 //  * Thread-safe. The destructor joins the helpers; no Run may be in progress then.
 #include <condition_variable>
 #include <cstddef>

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -76,6 +78,25 @@ TEST(FanOutTest, WithoutHelpersOrParallelismTheCallerRunsInOrder) {
     EXPECT_EQ(order, (std::vector<size_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
     EXPECT_EQ(pool.threads_started(), 0u);
   }
+}
+
+TEST(FanOutTest, AnExceptionReachesTheCallerAfterEveryCall) {
+  FanOut pool(4);
+  std::vector<std::atomic<int>> calls(40);
+  try {
+    pool.Run(calls.size(), 4, [&](size_t i) {
+      calls[i].fetch_add(1);
+      if (i % 7 == 3) throw std::runtime_error("call " + std::to_string(i));
+    });
+    ADD_FAILURE() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("call ", 0), 0u) << e.what();
+  }
+  for (size_t i = 0; i < calls.size(); ++i) EXPECT_EQ(calls[i].load(), 1) << i;
+  // The helpers survived: the pool still works.
+  std::atomic<int> after{0};
+  pool.Run(8, 4, [&](size_t) { after.fetch_add(1); });
+  EXPECT_EQ(after.load(), 8);
 }
 
 TEST(FanOutTest, ABusyPoolNeverStopsACaller) {
