@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <system_error>
 
 namespace syncwell {
 
@@ -54,23 +55,27 @@ void FanOut::Work(Batch& b) {
 }
 
 void FanOut::Run(size_t n, size_t parallel, const std::function<void(size_t)>& fn) {
-  const size_t helpers = std::min(parallel, n) > 1 ? std::min(parallel, n) - 1 : 0;
-  if (helpers == 0 || max_threads_ == 0) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
+  const size_t helpers =
+      max_threads_ > 0 && std::min(parallel, n) > 1 ? std::min(parallel, n) - 1 : 0;
   auto batch = std::make_shared<Batch>(&fn, n);
-  {
-    std::lock_guard lock(mu_);
-    for (size_t k = 0; k < helpers; ++k) tickets_.push_back(batch);
-    // Start helpers while there are more tickets than idle ones (a thread starts idle).
-    while (idle_ < tickets_.size() && threads_.size() < max_threads_) {
-      threads_.emplace_back([this] { HelperLoop(); });
-      ++idle_;
+  if (helpers > 0) {
+    {
+      std::lock_guard lock(mu_);
+      for (size_t k = 0; k < helpers; ++k) tickets_.push_back(batch);
+      // Start helpers while there are more tickets than idle ones (a thread starts idle). If the
+      // system refuses a thread, the pool stays as it is: the caller works through the rest.
+      while (idle_ < tickets_.size() && threads_.size() < max_threads_ && !spawn_failed_) {
+        try {
+          threads_.emplace_back([this] { HelperLoop(); });
+          ++idle_;
+        } catch (const std::system_error&) {
+          spawn_failed_ = true;
+        }
+      }
     }
+    for (size_t k = 0; k < helpers; ++k) wake_.notify_one();
   }
-  for (size_t k = 0; k < helpers; ++k) wake_.notify_one();
-  Work(*batch);
+  Work(*batch);  // without helpers: every call here, in index order
   std::unique_lock lock(batch->mu);
   batch->all_done.wait(lock, [&] { return batch->done.load(std::memory_order_acquire) == n; });
   if (batch->error) std::rethrow_exception(batch->error);

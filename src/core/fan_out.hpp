@@ -11,8 +11,9 @@
 //  * The caller always works too: whenever it is free it claims the next index itself. A busy
 //    pool (every helper working for other callers) only makes a Run sequential, never stuck, so
 //    Run may be called from any number of threads, and from inside fn.
-//  * Helpers are threads started on demand up to max_threads, kept (idle ones sleep) until the
-//    FanOut is destroyed. max_threads 0: every Run is sequential.
+//  * Helpers are threads started on demand up to max_threads (fewer if the system refuses one),
+//    kept (idle ones sleep) until the FanOut is destroyed. max_threads 0: every Run is
+//    sequential.
 //  * fn runs on other threads: it may write only what belongs to its index. An exception from fn
 //    does not end a helper: Run rethrows it on the caller's thread once every call has returned
 //    (the first, if several threw), as if the calls had run there.
@@ -51,6 +52,7 @@ class FanOut {
   std::deque<std::shared_ptr<Batch>> tickets_;  // one per helper a Run asked for
   std::vector<std::thread> threads_;
   size_t idle_ = 0;
+  bool spawn_failed_ = false;  // the system refused a thread: start no more
   bool stopping_ = false;
 };
 
