@@ -569,16 +569,16 @@ int RunServe(const config::Settings& s) {
     std::cerr << "syncwell serve: secret key: " << box.error().message << "\n";
     return 1;
   }
-  // Every worker may hold a request to the same provider host at once (with 50-300 ms of
-  // provider latency, hundreds do): an idle pool smaller than the worker count closes the
-  // surplus connections after each burst and opens new ones (a TLS handshake each, at a real
-  // provider) for the next. Keep as many idle connections per host as there are workers.
   // Provider requests of one job step that do not depend on each other run side by side on
   // these helpers (sync.parallel_requests; the job's worker thread works too).
   const size_t fan_out_threads = s.sync.fan_out_threads > 0
                                      ? static_cast<size_t>(s.sync.fan_out_threads)
                                      : 2 * static_cast<size_t>(s.worker.max_workers);
   FanOut fan_out(s.sync.parallel_requests > 1 ? fan_out_threads : 0);
+  // Every worker and helper may hold a request to the same provider host at once (with 50-300 ms
+  // of provider latency, thousands do): an idle pool smaller than that closes the surplus
+  // connections after each burst and opens new ones (a TLS handshake each, at a real provider)
+  // for the next. Keep as many idle connections per host as there are workers and helpers.
   net::HttpClientSettings http_settings;
   http_settings.max_idle_per_host =
       std::max<size_t>(http_settings.max_idle_per_host,
