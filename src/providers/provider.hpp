@@ -141,6 +141,13 @@ struct PushResult {
 Result<std::vector<PushResult>> PushEach(const CallContext& ctx, const std::vector<Record>& records,
                                          const std::function<PushResult(const Record&)>& push);
 
+// For connectors' per-id reads: fetch(id) for every id, side by side when ctx allows. The records
+// come back in the ids' order; an id whose fetch gives nullopt (deleted since the list) is left
+// out, and the first failing id (in the ids' order) fails the call.
+Result<std::vector<Record>> FetchEach(
+    const CallContext& ctx, const std::vector<std::string>& ids,
+    const std::function<Result<std::optional<Record>>(const std::string&)>& fetch);
+
 // A notification as received by the server, transport-neutral.
 struct WebhookRequest {
   std::string method;  // "GET" (subscription verification) or "POST"

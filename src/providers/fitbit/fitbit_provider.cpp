@@ -145,26 +145,20 @@ class FitbitProvider final : public Provider {
       out = std::move(*kept);
     } else {
       const std::string seg(fitbit::DataTypeSegment(type));
-      // One GET per data point, side by side when ctx allows; nullopt: deleted since the list.
-      std::vector<Result<std::optional<Record>>> got(ids.size(), std::optional<Record>{});
-      ForEachRequest(ctx, ids.size(), [&](size_t i) {
-        got[i] = [&]() -> Result<std::optional<Record>> {
-          auto r = Get(ctx, DataPointsUrl(seg) + "/" + net::UrlEncode(ids[i]), seg + " get",
-                       /*not_found_ok=*/true);
-          if (!r) return r.error();
-          if (r->status == 404) return std::optional<Record>{};  // deleted at Fitbit since the list
-          auto obj = ParseObject(*r, seg);
-          if (!obj) return obj.error();
-          auto rec = fitbit::DecodeDataPoint(type, *obj);
-          if (!rec) return rec.error();
-          return std::optional<Record>(std::move(*rec));
-        }();
+      // One GET per data point, side by side when ctx allows.
+      auto got = FetchEach(ctx, ids, [&](const std::string& id) -> Result<std::optional<Record>> {
+        auto r = Get(ctx, DataPointsUrl(seg) + "/" + net::UrlEncode(id), seg + " get",
+                     /*not_found_ok=*/true);
+        if (!r) return r.error();
+        if (r->status == 404) return std::optional<Record>{};  // deleted at Fitbit since the list
+        auto obj = ParseObject(*r, seg);
+        if (!obj) return obj.error();
+        auto rec = fitbit::DecodeDataPoint(type, *obj);
+        if (!rec) return rec.error();
+        return std::optional<Record>(std::move(*rec));
       });
-      out.reserve(ids.size());
-      for (auto& g : got) {
-        if (!g) return g.error();
-        if (*g) out.push_back(std::move(**g));
-      }
+      if (!got) return got.error();
+      out = std::move(*got);
     }
     if (type == DataType::kWeight) {
       if (auto st = JoinBodyFat(ctx, &out); !st) return st.error();

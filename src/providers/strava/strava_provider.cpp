@@ -98,26 +98,16 @@ class StravaProvider final : public Provider {
     if (type != DataType::kWorkout) return Unsupported(type);
     if (std::find(ids.begin(), ids.end(), std::string()) != ids.end())
       return MakeError(Errc::kPermanent, "strava: empty activity id");
-    // One GET per activity, side by side when ctx allows; nullopt: deleted since the list.
-    std::vector<Result<std::optional<Record>>> got(ids.size(), std::optional<Record>{});
-    ForEachRequest(ctx, ids.size(), [&](size_t i) {
-      got[i] = [&]() -> Result<std::optional<Record>> {
-        auto r = Call(&ctx, "GET", api_ + "/activities/" + net::UrlEncode(ids[i]), "",
-                      "GET activities/{id}", false, /*not_found_ok=*/true);
-        if (!r.ok()) return r.error();
-        if (r->status == 404) return std::optional<Record>{};  // deleted at Strava since the list
-        auto rec = strava::ParseActivityDetail(r->body);
-        if (!rec.ok()) return rec.error();
-        return std::optional<Record>(std::move(*rec));
-      }();
+    // One GET per activity, side by side when ctx allows.
+    return FetchEach(ctx, ids, [&](const std::string& id) -> Result<std::optional<Record>> {
+      auto r = Call(&ctx, "GET", api_ + "/activities/" + net::UrlEncode(id), "",
+                    "GET activities/{id}", false, /*not_found_ok=*/true);
+      if (!r.ok()) return r.error();
+      if (r->status == 404) return std::optional<Record>{};  // deleted at Strava since the list
+      auto rec = strava::ParseActivityDetail(r->body);
+      if (!rec.ok()) return rec.error();
+      return std::optional<Record>(std::move(*rec));
     });
-    std::vector<Record> out;
-    out.reserve(ids.size());
-    for (auto& g : got) {
-      if (!g.ok()) return g.error();
-      if (*g) out.push_back(std::move(**g));
-    }
-    return out;
   }
 
   Result<std::vector<PushResult>> PushData(const CallContext& ctx, DataType type,

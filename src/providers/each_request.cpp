@@ -1,4 +1,5 @@
-// PushEach (provider.hpp): the per-record push loop every writing connector shares.
+// PushEach and FetchEach (provider.hpp): the per-record push and per-id read loops the
+// connectors share, side by side when the call context allows.
 #include <algorithm>
 #include <mutex>
 #include <optional>
@@ -38,6 +39,20 @@ Result<std::vector<PushResult>> PushEach(const CallContext& ctx, const std::vect
   });
   if (stop && std::none_of(out.begin(), out.end(), [](const PushResult& r) { return r.ok; })) {
     return *stop;  // nothing written: the call failed
+  }
+  return out;
+}
+
+Result<std::vector<Record>> FetchEach(
+    const CallContext& ctx, const std::vector<std::string>& ids,
+    const std::function<Result<std::optional<Record>>(const std::string&)>& fetch) {
+  std::vector<Result<std::optional<Record>>> got(ids.size(), std::optional<Record>{});
+  ForEachRequest(ctx, ids.size(), [&](size_t i) { got[i] = fetch(ids[i]); });
+  std::vector<Record> out;
+  out.reserve(ids.size());
+  for (auto& g : got) {
+    if (!g) return g.error();
+    if (*g) out.push_back(std::move(**g));
   }
   return out;
 }
