@@ -29,6 +29,26 @@ bool IsMetricName(std::string_view s) {
   return true;
 }
 
+// GET /metrics?name=<family>[&name=...]: only those families (a poller that needs one counter
+// does not pay for the process gauges that read /proc); no query: all. Nothing else is accepted.
+Result<std::vector<std::string>> MetricFamilies(std::string_view q) {
+  std::vector<std::string> only;
+  const bool any = !q.empty();
+  while (!q.empty()) {
+    const size_t amp = q.find('&');
+    const std::string_view part = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (part.empty()) continue;
+    if (part.substr(0, 5) != "name=" || !IsMetricName(part.substr(5))) {
+      return MakeError(Errc::kInvalidArgument,
+                       "/metrics accepts only name=<metric family name> query parameters");
+    }
+    only.emplace_back(part.substr(5));
+  }
+  if (any && only.empty()) return MakeError(Errc::kInvalidArgument, "/metrics: empty query");
+  return only;
+}
+
 enum Route {
   kHealthz,
   kReadyz,
@@ -276,27 +296,11 @@ HttpResponse ApiService::Dispatch(const HttpRequest& req, const RouteMatch& m, D
       return JsonResponse(200, json::object{{"status", "ready"}});
     }
     case kMetrics: {
-      // ?name=<family>[&name=...]: only those families (a poller that needs one counter does not
-      // pay for the process gauges that read /proc). Nothing else is accepted in the query.
-      std::vector<std::string> only;
-      std::string_view q = req.query;
-      while (!q.empty()) {
-        const size_t amp = q.find('&');
-        const std::string_view part = q.substr(0, amp);
-        q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
-        if (part.empty()) continue;
-        if (part.substr(0, 5) != "name=" || !IsMetricName(part.substr(5))) {
-          return Problem(400, code::kBadRequest,
-                         "/metrics accepts only name=<metric family name> query parameters");
-        }
-        only.emplace_back(part.substr(5));
-      }
-      if (!req.query.empty() && only.empty()) {
-        return Problem(400, code::kBadRequest, "/metrics: empty query");
-      }
+      auto only = MetricFamilies(req.query);
+      if (!only) return Problem(400, code::kBadRequest, only.error().message);
       HttpResponse r;
       r.content_type = "text/plain; version=0.0.4";
-      r.body = metrics_.Render(only);
+      r.body = metrics_.Render(*only);
       return r;
     }
     case kOpenApi: {
